@@ -1,0 +1,180 @@
+"""python -m builder SUBCOMMAND [spec options]
+
+Spec options are shared by every subcommand: a base (--preset or --config) and overrides.
+Bad options exit with status 2 and a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from .complexity import network_counts
+from .network import describe
+from .spec import BLOCKS, FORMS, PRESETS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
+
+
+class UsageError(Exception):
+    """A bad command line: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message; we want one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"depths: {text!r} is not allowed; expected whole numbers separated by commas, "
+            "e.g. 3,4,6,3") from None
+
+
+def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("spec")
+    group.add_argument("--preset", choices=sorted(PRESETS), help="start from a named network")
+    group.add_argument("--config", metavar="FILE.json", help="start from a JSON spec")
+    group.add_argument("--cardinality", "-C", type=int, help="C, paths per block")
+    group.add_argument("--width-per-group", "-d", type=int, help="d, path width in stage 1")
+    group.add_argument("--depths", type=_int_list, help="blocks per stage, e.g. 3,4,6,3")
+    group.add_argument("--form", choices=sorted(FORMS), help="block form a, b or c")
+    group.add_argument("--block", choices=BLOCKS)
+    group.add_argument("--stem", choices=STEMS)
+    group.add_argument("--stride-on", choices=STRIDE_ON)
+    group.add_argument("--num-classes", type=int)
+    group.add_argument("--in-channels", type=int)
+    group.add_argument("--image-size", type=int)
+    group.add_argument("--stem-width", type=int)
+    group.add_argument("--zero-init-residual", action="store_true", default=None)
+
+
+def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
+    """The spec the options describe: preset or config (or the default), then overrides."""
+    if args.preset and args.config:
+        raise UsageError("--preset and --config both name a base spec; give one")
+    spec = PRESETS[args.preset] if args.preset else ResNeXtSpec()
+    if args.config:
+        try:
+            with open(args.config, "rb") as handle:
+                text = handle.read(1 << 20)
+        except OSError as exc:
+            raise UsageError(f"--config: cannot read {args.config!r}: {exc.strerror}") from None
+        spec = ResNeXtSpec.from_json(text)
+    overrides = {name: getattr(args, name) for name in (
+        "cardinality", "width_per_group", "depths", "form", "block", "stem", "stride_on",
+        "num_classes", "in_channels", "image_size", "stem_width", "zero_init_residual")
+        if getattr(args, name, None) is not None}
+    return spec.replace(**overrides) if overrides else spec
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def info_table(spec: ResNeXtSpec) -> str:
+    counts = network_counts(spec)
+    rows = [("stage", "blocks", "in", "width C*d", "d", "out", "size", "params", "MACs")]
+    stem_size = f"{spec.image_size}->{counts.stages[0].plan.size_in}" if counts.stages else ""
+    rows.append(("stem", "", str(spec.in_channels), "", "", str(spec.stem_width), stem_size,
+                 _fmt(counts.stem.params), _fmt(counts.stem.macs)))
+    for stage in counts.stages:
+        p = stage.plan
+        rows.append((f"{p.paper_name} ({p.name})", str(p.depth), str(p.in_channels),
+                     str(p.width), str(p.path_width), str(p.out_channels),
+                     f"{p.size_in}->{p.size_out}", _fmt(stage.total.params),
+                     _fmt(stage.total.macs)))
+    rows.append(("head (pool, fc)", "", "", "", "", str(spec.num_classes), "1",
+                 _fmt(counts.head.params), _fmt(counts.head.macs)))
+    rows.append(("total", str(sum(spec.depths)), "", "", "", "", "", _fmt(counts.params),
+                 _fmt(counts.macs)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        cells = [c.ljust(w) if i == 0 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells))
+        if k == 0 or k == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_info(spec: ResNeXtSpec, args) -> int:
+    counts = network_counts(spec)
+    if args.json:
+        stages = [{"name": s.plan.name, "blocks": s.plan.depth, "in_channels": s.plan.in_channels,
+                   "width": s.plan.width, "path_width": s.plan.path_width,
+                   "out_channels": s.plan.out_channels, "size_in": s.plan.size_in,
+                   "size_out": s.plan.size_out, "params": s.total.params, "macs": s.total.macs}
+                  for s in counts.stages]
+        print(json.dumps({"name": spec.name, "spec": spec.to_dict(), "params": counts.params,
+                          "macs": counts.macs, "flops": counts.total.flops, "stages": stages,
+                          "notes": describe(spec)}, indent=2))
+        return 0
+    print("\n".join(describe(spec)))
+    print()
+    print(info_table(spec))
+    print(f"\nparams {_fmt(counts.params)}   multiply-adds {counts.macs / 1e9:.2f} G "
+          f"(FLOPs = 2 x MACs = {counts.total.flops / 1e9:.2f} G) at {spec.image_size}x"
+          f"{spec.image_size}")
+    return 0
+
+
+def cmd_check(spec: ResNeXtSpec, args) -> int:
+    from .convert import check_equivalence
+
+    rows = check_equivalence(spec, batch_size=args.batch, seed=args.seed)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{spec.name}: form ({spec.form}) converted to the other forms, one random "
+              f"batch of {args.batch} at {spec.image_size}x{spec.image_size}")
+        print(f"{'form':>4}  {'dtype':>7}  {'mode':>5}  {'max |diff|':>10}  {'rel error':>9}  "
+              f"{'bound':>13}  ok")
+        for r in rows:
+            bound = (f"abs <= {r['bound']:.0e}" if r["dtype"] == "float64"
+                     else f"rel <= {r['bound']:.0e}")
+            print(f"{r['form']:>4}  {r['dtype']:>7}  {r['mode']:>5}  {r['max_abs_diff']:10.2e}  "
+                  f"{r['rel_error']:9.2e}  {bound:>13}  {'yes' if r['ok'] else 'NO'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+# name -> (help, add_arguments, run). Later modules register their own subcommands here.
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
+COMMANDS: dict[str, Command] = {
+    "info": ("per-stage table of channels, sizes, params and multiply-adds",
+             lambda p: p.add_argument("--json", action="store_true"), cmd_info),
+    "check": ("convert to the other forms and print the max |difference| per form and dtype",
+              lambda p: (p.add_argument("--batch", type=int, default=4),
+                         p.add_argument("--seed", type=int, default=0),
+                         p.add_argument("--json", action="store_true")), cmd_check),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m builder",
+                     description="Build, count, draw and export ResNeXt networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        add_spec_options(command)
+        add_arguments(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        spec = spec_from_args(args)
+        if getattr(args, "batch", 1) is not None and getattr(args, "batch", 1) < 1:
+            raise UsageError(f"--batch: {args.batch} is not allowed; expected 1 or more")
+        return COMMANDS[args.command][2](spec, args)
+    except (UsageError, SpecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `python -m builder info | head`
+        sys.stderr.close()
+        return 0

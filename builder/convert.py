@@ -1,0 +1,175 @@
+"""Weight transfer between forms (a), (b), (c): the same function, in another form.
+
+Every block is read into its form-(c) ("dense") state: per-path convolutions concatenated
+along output channels for the layers that share their input, along input channels for the
+layer that shares its output; per-path BNs concatenated channel-wise. Then it is written
+out as the target form. Stem, shortcuts and classifier have the same keys in every form.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import blocks as B
+from .network import build_model
+
+# Per block kind: (layers split by path along output channels, layer split along input
+# channels or None, last BN). Layer names are those of the form-(c) block.
+_LAYOUT = {
+    "bottleneck": (("conv1", "bn1", "conv2", "bn2"), "conv3", "bn3"),
+    "basic": (("conv1", "bn1"), "conv2", "bn2"),
+}
+_PATH_BLOCKS = (B.AggregatedBottleneck, B.ConcatBottleneck, B.AggregatedBasicBlock,
+                B.ConcatBasicBlock)
+_DENSE_BLOCKS = (B.Bottleneck, B.BasicBlock)
+
+
+def _kind(block: nn.Module) -> str:
+    return "bottleneck" if isinstance(
+        block, (B.Bottleneck, B.AggregatedBottleneck, B.ConcatBottleneck)) else "basic"
+
+
+def _is_aggregated(block: nn.Module) -> bool:
+    return isinstance(block, (B.AggregatedBottleneck, B.AggregatedBasicBlock))
+
+
+def _cat_path_states(modules: list[nn.Module], dim: int) -> dict[str, torch.Tensor]:
+    """Concatenate the states of C like modules; counters (num_batches_tracked) are shared."""
+    states = [m.state_dict() for m in modules]
+    merged = {}
+    for key, first in states[0].items():
+        if first.dim() == 0:
+            merged[key] = first.clone()
+        else:
+            merged[key] = torch.cat([s[key] for s in states], dim=dim)
+    return merged
+
+
+def dense_state(block: nn.Module) -> dict[str, torch.Tensor]:
+    """The block's state as form (c) names it (conv1.weight, bn1.running_mean, ...)."""
+    if isinstance(block, _DENSE_BLOCKS):
+        return {k: v.clone() for k, v in block.state_dict().items()}
+    split_layers, last_conv, last_bn = _LAYOUT[_kind(block)]
+    state = {}
+    for layer in split_layers:
+        parts = [getattr(path, layer) for path in block.paths]
+        for key, value in _cat_path_states(parts, dim=0).items():
+            state[f"{layer}.{key}"] = value
+    if _is_aggregated(block):  # sum of per-path last convs == one conv on the concatenation
+        parts = [getattr(path, last_conv) for path in block.paths]
+        state[f"{last_conv}.weight"] = torch.cat([p.weight.detach() for p in parts], dim=1)
+    for key, value in block.state_dict().items():
+        if not key.startswith("paths."):
+            state[key] = value.clone()
+    return state
+
+
+def load_dense_state(block: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Write a form-(c) state into a block of any form."""
+    if isinstance(block, _DENSE_BLOCKS):
+        block.load_state_dict(state, strict=True)
+        return
+    split_layers, last_conv, last_bn = _LAYOUT[_kind(block)]
+    count = len(block.paths)
+    own = {}
+    for key, value in state.items():
+        layer, _, name = key.partition(".")
+        if layer in split_layers:
+            pieces = value.chunk(count, dim=0) if value.dim() else [value] * count
+            for i, piece in enumerate(pieces):
+                own[f"paths.{i}.{key}"] = piece.clone()
+        elif layer == last_conv and _is_aggregated(block):
+            for i, piece in enumerate(value.chunk(count, dim=1)):
+                own[f"paths.{i}.{key}"] = piece.clone()
+        else:
+            own[key] = value
+    block.load_state_dict(own, strict=True)
+
+
+def convert(model: nn.Module, form: str) -> nn.Module:
+    """A model of the same spec in `form`, computing the same function: weights and BN
+    running statistics are copied (not re-initialised), on the same device and dtype."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise TypeError("convert expects a model made by builder.build_model (it has .spec)")
+    target_spec = spec.replace(form=form)  # validates form
+    reference = next(model.parameters())
+    target = build_model(target_spec, device="meta")
+    target = target.to_empty(device=reference.device).to(reference.dtype)
+    source_blocks = dict(_blocks(model))
+    target_blocks = dict(_blocks(target))
+    rest = {k: v for k, v in model.state_dict().items()
+            if not any(k.startswith(name + ".") for name in source_blocks)}
+    for name, block in source_blocks.items():
+        load_dense_state(target_blocks[name], dense_state(block))
+    missing = target.load_state_dict(rest, strict=False)
+    # every key not inside a block came from `rest`: nothing is left uninitialised
+    left = [k for k in missing.missing_keys if not any(
+        k.startswith(name + ".") for name in target_blocks)]
+    if left or missing.unexpected_keys:
+        raise RuntimeError(f"convert: keys not transferred: {left + missing.unexpected_keys}")
+    target.train(model.training)
+    return target
+
+
+def _blocks(model: nn.Module):
+    for stage in model.stage_names:
+        for i, block in enumerate(getattr(model, stage)):
+            yield f"{stage}.{i}", block
+
+
+def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BN random affine parameters and running statistics, and the classifier a
+    random bias, so that a comparison between forms tests everything (fresh BNs are 1 and 0).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                for tensor, low, high in ((module.weight, 0.5, 1.5), (module.bias, -0.2, 0.2),
+                                          (module.running_mean, -0.2, 0.2),
+                                          (module.running_var, 0.5, 1.5)):
+                    values = torch.rand(tensor.shape, generator=generator, dtype=torch.float64)
+                    tensor.copy_(low + (high - low) * values)
+    return model
+
+
+# Bounds within which the forms count as equal (float rounding only).
+BOUND_FLOAT64_ABS = 1e-10
+BOUND_FLOAT32_REL = 1e-4
+
+
+def check_equivalence(spec, batch_size: int = 2, seed: int = 0,
+                      dtypes=(torch.float64, torch.float32), modes=("eval", "train")):
+    """Build `spec` with random weights and BN statistics, convert it to the other forms and
+    run one random batch through each. Returns rows of dicts: form, dtype, mode,
+    max_abs_diff, rel_error (max |diff| / max |reference output|), bound, ok."""
+    rows = []
+    torch.manual_seed(seed)
+    source = randomize_(build_model(spec), seed)
+    others = [f for f in ("a", "b", "c") if f != spec.form]
+    generator = torch.Generator().manual_seed(seed + 1)
+    batch = torch.randn(batch_size, spec.in_channels, spec.image_size, spec.image_size,
+                        generator=generator, dtype=torch.float64)
+    for dtype in dtypes:
+        base = source.to(dtype)
+        for form in others:
+            for mode in modes:
+                # fresh copies per mode: train mode updates the running statistics
+                ref = convert(base, spec.form).train(mode == "train")
+                other = convert(base, form).train(mode == "train")
+                with torch.no_grad():
+                    expected = ref(batch.to(dtype))
+                    got = other(batch.to(dtype))
+                diff = (expected - got).abs().max().item()
+                scale = expected.abs().max().item() or 1.0
+                rel = diff / scale
+                if dtype == torch.float64:
+                    bound, ok = BOUND_FLOAT64_ABS, diff <= BOUND_FLOAT64_ABS
+                else:
+                    bound, ok = BOUND_FLOAT32_REL, rel <= BOUND_FLOAT32_REL
+                rows.append({"from": spec.form, "form": form, "dtype": str(dtype).split(".")[-1],
+                             "mode": mode, "max_abs_diff": diff, "rel_error": rel,
+                             "bound": bound, "ok": ok})
+    return rows

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (venv, CPU torch, graphviz, chromium, test tools) and run the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k spec
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+export GRADIO_ANALYTICS_ENABLED=False
+export NO_PROXY="localhost,127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="localhost,127.0.0.1${no_proxy:+,$no_proxy}"
+exec .venv/bin/python -m pytest -n 2 "$@"
