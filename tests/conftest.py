@@ -1,0 +1,10 @@
+"""Shared test helpers. Tests run on 2 CPU cores: big presets are checked analytically or on
+the meta device; forward passes use small specs."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+for _var in ("NO_PROXY", "no_proxy"):
+    _hosts = os.environ.get(_var, "")
+    if "127.0.0.1" not in _hosts:
+        os.environ[_var] = ",".join(h for h in ("localhost,127.0.0.1", _hosts) if h)
