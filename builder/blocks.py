@@ -221,12 +221,14 @@ class ResNeXt(nn.Module):
         stem_width: channels after the stem. Default 64.
         stride_on: "3x3" (paper, torchvision) or "1x1" (ResNet v1). Default "3x3".
         zero_init_residual: start each block's last BN at 0. Default False.
+        init_weights: apply torchvision's initialisation. Default True; False leaves
+            PyTorch's defaults (builder uses it for shape-only models on the meta device).
     """
 
     def __init__(self, block: str, form: str, cardinality: int, width_per_group: int,
                  depths: tuple[int, ...], num_classes: int = 1000, in_channels: int = 3,
                  stem: str = "imagenet", stem_width: int = 64, stride_on: str = "3x3",
-                 zero_init_residual: bool = False):
+                 zero_init_residual: bool = False, init_weights: bool = True):
         super().__init__()
         block_class = BLOCK_CLASSES[block, form]
         expansion = 4 if block == "bottleneck" else 1
@@ -262,13 +264,13 @@ class ResNeXt(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
 
-        for m in self.modules():  # torchvision's initialisation
+        for m in self.modules() if init_weights else ():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if zero_init_residual:  # each block starts as the identity
+        if zero_init_residual and init_weights:  # each block starts as the identity
             for m in self.modules():
                 last_bn = getattr(m, "bn3", None) if block == "bottleneck" else getattr(
                     m, "bn2", None)

@@ -65,12 +65,14 @@ def build_model(spec: ResNeXtSpec, device: str | torch.device | None = None,
     state_dict keys and shapes are torchvision's. `device="meta"` builds without memory."""
     if not isinstance(spec, ResNeXtSpec):
         raise TypeError(f"build_model expects a ResNeXtSpec, got {type(spec).__name__}")
+    meta = torch.device(device or "cpu").type == "meta"
     with torch.device(device or "cpu"):
         model = ResNeXt(spec.block, spec.form, spec.cardinality, spec.width_per_group,
                         spec.depths, num_classes=spec.num_classes,
                         in_channels=spec.in_channels, stem=spec.stem,
                         stem_width=spec.stem_width, stride_on=spec.stride_on,
-                        zero_init_residual=spec.zero_init_residual)
+                        zero_init_residual=spec.zero_init_residual,
+                        init_weights=not meta)  # meta tensors hold no values to initialise
     model.spec = spec
     if dtype is not None:
         model.to(dtype)

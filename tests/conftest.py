@@ -8,3 +8,9 @@ for _var in ("NO_PROXY", "no_proxy"):
     _hosts = os.environ.get(_var, "")
     if "127.0.0.1" not in _hosts:
         os.environ[_var] = ",".join(h for h in ("localhost,127.0.0.1", _hosts) if h)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one worker per core: two intra-op threads each would only fight over the 2 cores
+    import torch
+
+    torch.set_num_threads(1)

@@ -8,14 +8,14 @@ from builder.convert import BOUND_FLOAT32_REL, BOUND_FLOAT64_ABS, dense_state
 
 SPECS = {
     "resnext-bottleneck": PRESETS["resnext50_32x4d"].replace(depths=(1, 1), cardinality=8,
-                                                             width_per_group=2, image_size=64),
+                                                             width_per_group=2, image_size=32),
     "resnext-stride-1x1": PRESETS["resnext50_32x4d"].replace(depths=(2, 1), cardinality=4,
-                                                             width_per_group=4, image_size=48,
+                                                             width_per_group=4, image_size=32,
                                                              stride_on="1x1"),
     "resnext29-cifar": PRESETS["resnext29_8x64d"].replace(depths=(1, 1), width_per_group=4,
                                                           image_size=16),
     "basic": PRESETS["resnet18"].replace(depths=(1, 1), cardinality=4, width_per_group=16,
-                                         image_size=64),
+                                         image_size=32),
 }
 
 
@@ -65,7 +65,7 @@ def test_train_mode_updates_running_stats_identically():
     spec = SPECS["resnext-bottleneck"].replace(form="a")
     source = randomize_(build_model(spec, dtype=torch.float64), seed=1)
     target = convert(source, "c")
-    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
     source.train()(x)
     target.train()(x)
     back = convert(source, "c").state_dict()
