@@ -61,8 +61,9 @@ def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
         try:
             with open(args.config, "rb") as handle:
                 text = handle.read(1 << 20)
-        except OSError as exc:
-            raise UsageError(f"--config: cannot read {args.config!r}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"--config: cannot read {args.config!r}: {reason}") from None
         spec = ResNeXtSpec.from_json(text)
     overrides = {name: getattr(args, name) for name in (
         "cardinality", "width_per_group", "depths", "form", "block", "stem", "stride_on",
@@ -125,7 +126,9 @@ def cmd_info(spec: ResNeXtSpec, args) -> int:
 
 def cmd_check(spec: ResNeXtSpec, args) -> int:
     from .convert import check_equivalence
+    from .guards import check
 
+    check(spec, batch_size=args.batch, dtype_bytes=8)  # float64: refuse before building
     rows = check_equivalence(spec, batch_size=args.batch, seed=args.seed)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -142,6 +145,68 @@ def cmd_check(spec: ResNeXtSpec, args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
+def _time_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, default=8, help="images per iteration (default 8)")
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                   help="auto: CUDA when available, else the CPU")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
+                   help="fp32 (TF32 off), tf32 (GPU), bf16 or fp16 (autocast)")
+    p.add_argument("--mode", default="inference", choices=("inference", "train"),
+                   help="train: forward, backward and an SGD step")
+    for flag, text in (("--compile", "torch.compile the model"),
+                       ("--channels-last", "NHWC memory format for model and batch"),
+                       ("--cuda-graphs", "replay each step as a CUDA graph (GPU)"),
+                       ("--fast", "inference with BN folded into the convolutions"),
+                       ("--no-cudnn-benchmark", "do not let cuDNN time its algorithms"),
+                       ("--forms", "time forms (a), (b), (c) side by side"),
+                       ("--cross-check", "also time with torch.utils.benchmark.Timer"),
+                       ("--json", "print the results as JSON")):
+        p.add_argument(flag, action="store_true", help=text)
+    p.add_argument("--one-block", type=int, metavar="STAGE",
+                   help="time one block of this stage (0 = conv2) instead of the network")
+    p.add_argument("--warmup", type=int, help="untimed iterations (default: CPU 2, GPU 10)")
+    p.add_argument("--iters", type=int, help="timed iterations (default: CPU 10, GPU 50)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_time(spec: ResNeXtSpec, args) -> int:
+    from .timing import TimingSettingError, run_cli
+
+    try:
+        return run_cli(spec, args)
+    except TimingSettingError as exc:  # a setting this machine cannot honour: exit 2
+        raise UsageError(str(exc)) from None
+
+
+def _summary_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--depth", type=int, default=3,
+                   help="how deep the rows go: 1 stem, stages, head; 3 each block's layers")
+    p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
+    p.add_argument("--rows", action="store_true",
+                   help="print the rows with a groups column instead of torchinfo's table")
+    p.add_argument("--json", action="store_true", help="print rows and totals as JSON")
+
+
+def cmd_summary(spec: ResNeXtSpec, args) -> int:
+    from .summary import run_cli  # imported here: `info` and the rest work without torchinfo
+
+    return run_cli(spec, args)
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write here; without -o, py and json go to stdout")
+    p.add_argument("--format", choices=("py", "json", "onnx"),
+                   help="py: standalone source needing only torch; json: the spec, for "
+                        "--config; onnx: needs -o. Default: from the suffix of -o, else py")
+
+
+def cmd_export(spec: ResNeXtSpec, args) -> int:
+    from .export import run_cli  # imported here: ONNX is imported only when asked for
+
+    return run_cli(spec, args)
+
+
 # name -> (help, add_arguments, run). Later modules register their own subcommands here.
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
 COMMANDS: dict[str, Command] = {
@@ -151,6 +216,25 @@ COMMANDS: dict[str, Command] = {
               lambda p: (p.add_argument("--batch", type=int, default=4),
                          p.add_argument("--seed", type=int, default=0),
                          p.add_argument("--json", action="store_true")), cmd_check),
+    "time": ("time on a random batch: median ms, img/s, TFLOP/s and percent of the matmul peak",
+             _time_arguments, cmd_time),
+    "graph": ("draw the block or the network with Graphviz: -o FILE.svg, FILE.png or FILE.dot",
+              lambda p: (p.add_argument("--view", choices=("block", "network"), default="block"),
+                         p.add_argument("--stage", type=int, default=0,
+                                        help="block view: 0-based stage, 0 = conv2 (default 0)"),
+                         p.add_argument("--block-index", type=int, default=0,
+                                        help="block view: 0-based block in the stage (default "
+                                             "0, the first, which strides and projects)"),
+                         p.add_argument("-o", "--output", metavar="FILE",
+                                        help="format from the suffix: .svg, .png, .dot (.gv); "
+                                             "without -o, the DOT source goes to stdout")),
+              # imported here: `info` and the rest work without the graphviz package
+              lambda spec, args: __import__(f"{__package__}.graph", fromlist=["cmd_graph"])
+              .cmd_graph(spec, args)),
+    "summary": ("torchinfo's summary: layers, kernels, output shapes, params, multiply-adds",
+                _summary_arguments, cmd_summary),
+    "export": ("standalone model source (.py, needs only torch), the spec (.json) or ONNX",
+               _export_arguments, cmd_export),
 }
 
 
@@ -173,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--batch: {args.batch} is not allowed; expected 1 or more")
         return COMMANDS[args.command][2](spec, args)
     except (UsageError, SpecError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # one line whatever the user typed: argparse quotes some arguments as they are
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `python -m builder info | head`
         sys.stderr.close()

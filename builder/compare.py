@@ -1,0 +1,151 @@
+"""Pinned configurations side by side: parameters, multiply-adds, the last measured time and the
+paper's error where it reports one, and the paper's Table 2 sweep (C at matched complexity).
+
+A pin is plain data, {"spec": {...}, "time": {...} or None}, so that the page can keep pins in
+the browser's storage. Pins read back from there are untrusted: each spec is validated again by
+ResNeXtSpec.from_dict and every number shown is recomputed from it, never read from the pin.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .charts import COLORS, bars_svg
+from .complexity import network_counts
+from .spec import PRESETS, ResNeXtSpec, SpecError
+
+MAX_PINS = 24
+MAX_PINS_JSON = 64 * 1024
+SWEEP_CARDINALITIES = (1, 2, 4, 8, 32)  # paper Table 2
+# The paper's errors for networks it trained (shared/RESNEXT.md): top-1 on ImageNet-1K at a
+# 224 crop, and CIFAR-10 test error for ResNeXt-29. The three forms are one function, so the
+# form does not matter; zero-init only changes the start of training, which the paper did not.
+PAPER_ERRORS = {
+    "resnet50": (23.9, "ImageNet top-1"),
+    "resnext50_32x4d": (22.2, "ImageNet top-1"),
+    "resnet101": (22.0, "ImageNet top-1"),
+    "resnext101_32x4d": (21.2, "ImageNet top-1"),
+    "resnext101_64x4d": (20.4, "ImageNet top-1"),
+    "resnext29_8x64d": (3.65, "CIFAR-10"),
+    "resnext29_16x64d": (3.58, "CIFAR-10"),
+}
+HEADERS = ["#", "network", "form", "params", "multiply-adds", "last time", "paper error"]
+
+
+def paper_error(spec: ResNeXtSpec) -> tuple[float, str] | None:
+    """(error in %, what it measures) where the paper reports one for exactly this network."""
+    canonical = spec.replace(form="c", zero_init_residual=False)
+    for name, error in PAPER_ERRORS.items():
+        if PRESETS[name] == canonical:
+            return error
+    return None
+
+
+def pin(spec: ResNeXtSpec, time: dict | None = None) -> dict:
+    """A pin: the spec and, optionally, its last measured time
+    ({"median_ms", "batch_size", "device"})."""
+    return {"spec": spec.to_dict(), "time": _clean_time(time)}
+
+
+def _clean_time(time) -> dict | None:
+    if not isinstance(time, dict):
+        return None
+    try:
+        median = float(time["median_ms"])
+        batch = int(time["batch_size"])
+        device = str(time["device"])[:80]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (median > 0 and batch > 0):
+        return None
+    return {"median_ms": median, "batch_size": batch, "device": device}
+
+
+def load_pins(text) -> list[dict]:
+    """Pins from JSON text (the browser's storage or the API): invalid entries are dropped."""
+    if isinstance(text, list):
+        data = text
+    elif not text:
+        return []
+    elif isinstance(text, str) and len(text) <= MAX_PINS_JSON:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return []
+    else:
+        return []
+    pins = []
+    for entry in data if isinstance(data, list) else []:
+        try:
+            spec = ResNeXtSpec.from_dict(entry["spec"])
+        except (SpecError, KeyError, TypeError):
+            continue
+        pins.append(pin(spec, entry.get("time")))
+    return pins[-MAX_PINS:]
+
+
+def add_pins(pins: list[dict], specs: list[ResNeXtSpec], times: dict | None = None) -> list[dict]:
+    """Pins with `specs` appended; a spec already pinned moves to the end, with the newer
+    time. `times` maps spec JSON (`to_json(indent=None)`) to a measured time."""
+    times = times or {}
+    keys = [s.to_json(indent=None) for s in specs]
+    kept = [p for p in pins if ResNeXtSpec.from_dict(p["spec"]).to_json(indent=None) not in keys]
+    old = {ResNeXtSpec.from_dict(p["spec"]).to_json(indent=None): p["time"] for p in pins}
+    new = [pin(spec, times.get(key) or old.get(key)) for spec, key in zip(specs, keys,
+                                                                          strict=True)]
+    return (kept + new)[-MAX_PINS:]
+
+
+def sweep(spec: ResNeXtSpec, cardinalities=SWEEP_CARDINALITIES) -> list[ResNeXtSpec]:
+    """The paper's Table 2 on the spec's template: for each C, the width per group d that keeps
+    the complexity of the C=1, d=64 block (ResNet-50: C=1 d=64, 2 x 40d, 4 x 24d, 8 x 14d,
+    32 x 4d)."""
+    from .views import matched_width
+
+    reference = spec.replace(cardinality=1, width_per_group=64)
+    specs = []
+    for c in cardinalities:
+        candidate = spec.replace(cardinality=c)
+        specs.append(candidate.replace(width_per_group=matched_width(candidate, reference)))
+    return specs
+
+
+def _time_text(time: dict | None) -> str:
+    if not time:
+        return "–"
+    return f"{time['median_ms']:,.1f} ms (batch {time['batch_size']}, {time['device']})"
+
+
+def table(pins: list[dict]) -> dict:
+    """The pins as {"headers", "data"}: numbers recomputed from each spec."""
+    data = []
+    for i, entry in enumerate(pins, 1):
+        spec = ResNeXtSpec.from_dict(entry["spec"])
+        total = network_counts(spec).total
+        error = paper_error(spec)
+        data.append([str(i), spec.name, spec.form, f"{total.params:,}",
+                     f"{total.macs / 1e9:.2f} G", _time_text(entry["time"]),
+                     f"{error[0]}% ({error[1]})" if error else "–"])
+    return {"headers": list(HEADERS), "data": data}
+
+
+def charts_svg(pins: list[dict]) -> str:
+    """Bar charts of the pins: parameters, multiply-adds and (where measured) time."""
+    if not pins:
+        return ""
+    labels, params, macs, times = [], [], [], []
+    for i, entry in enumerate(pins, 1):
+        spec = ResNeXtSpec.from_dict(entry["spec"])
+        total = network_counts(spec).total
+        label = f"{i}. {spec.name} ({spec.form})"
+        labels.append(label)
+        params.append((label, total.params / 1e6, f"{total.params / 1e6:.2f} M"))
+        macs.append((label, total.macs / 1e9, f"{total.macs / 1e9:.2f} G"))
+        if entry["time"]:
+            t = entry["time"]
+            times.append((label, t["median_ms"], f"{t['median_ms']:,.1f} ms"))
+    parts = [bars_svg("parameters (millions)", params, COLORS[0]),
+             bars_svg("multiply-adds (billions)", macs, COLORS[1])]
+    if times:
+        parts.append(bars_svg("last measured time per batch (ms)", times, COLORS[2]))
+    return "".join(parts)

@@ -1,0 +1,353 @@
+"""spec -> one standalone Python file (needs only torch), the spec as JSON, and ONNX.
+
+The Python file is not a second implementation. Its classes are builder/blocks.py's own
+definitions, copied unchanged from `inspect.getsource(builder.blocks)`: the two conv helpers,
+the block class of the spec's (block, form) and whatever it uses, and the `ResNeXt` network,
+found by following the names each definition uses. What is written around them is generated: a
+docstring, a `BLOCK_CLASSES` table with only the included block, a `build_model()` with the
+spec's values, and a `__main__` that runs a random batch.
+
+Nothing a user types reaches the source. The spec is validated again, and every value written
+is an exact int (or a bool) or a string taken from the fixed sets in builder.spec, never the
+object the caller passed: a str or int subclass with a clever `__repr__` writes nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import blocks
+from .complexity import network_counts
+from .network import build_model
+from .spec import BLOCKS, FORMS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
+
+CHOICES = {"form": tuple(FORMS), "block": BLOCKS, "stem": STEMS, "stride_on": STRIDE_ON}
+INTS = ("cardinality", "width_per_group", "num_classes", "in_channels", "image_size",
+        "stem_width")
+ALLOWED_IMPORTS = {"__future__", "torch"}  # the exported file must need nothing else
+
+# A short "why" for each argument of build_model(), as the file's comments.
+NOTES = {
+    "cardinality": "C: parallel paths per block (the groups of the 3x3)",
+    "width_per_group": "d: width of one path in stage 1; doubles with each stage",
+    "depths": "blocks per stage",
+    "num_classes": "classifier outputs",
+    "in_channels": "image channels",
+    "stem_width": "channels after the stem",
+    "zero_init_residual": "start each block's last BN at 0 (block = identity)",
+}
+CHOICE_NOTES = {
+    "block": {"bottleneck": "1x1, 3x3, 1x1; block output = 4 x the stage's planes",
+              "basic": "3x3, 3x3 (ResNet-18/34); C paths merge into one dense block"},
+    "form": dict(FORMS),
+    "stem": {"imagenet": "7x7/2 conv + 3x3/2 max-pool: a quarter of the image size",
+             "cifar": "3x3/1 conv, no max-pool: the image size is kept"},
+    "stride_on": {"3x3": "the stride 2 is on the 3x3 (paper, torchvision)",
+                  "1x1": "the stride 2 is on the first 1x1 (ResNet v1)"},
+}
+
+
+class ExportUnavailable(RuntimeError):
+    """An export whose dependencies are not installed (ONNX needs onnx and onnxscript)."""
+
+
+# -- the spec, rebuilt from plain values -------------------------------------------------------
+def _exact_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(name, value, "expected a whole number")
+    return int.__int__(value)  # an exact int, whatever subclass came in
+
+
+def _fixed_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        plain = str.__str__(value)  # an exact str, whatever subclass came in
+        for choice in choices:
+            if choice == plain:
+                return choice  # the constant from builder.spec, not the caller's object
+    raise SpecError(name, value, "expected one of " + ", ".join(repr(c) for c in choices))
+
+
+def canonical_spec(spec: ResNeXtSpec) -> ResNeXtSpec:
+    """The same spec, rebuilt from exact ints, bools and the constants of builder.spec, and
+    validated again (a spec altered after construction is caught here)."""
+    if not isinstance(spec, ResNeXtSpec):
+        raise TypeError(f"expected a ResNeXtSpec, got {type(spec).__name__}")
+    values: dict = {name: _exact_int(name, getattr(spec, name)) for name in INTS}
+    values.update({name: _fixed_choice(name, getattr(spec, name), choices)
+                   for name, choices in CHOICES.items()})
+    depths = spec.depths
+    if not isinstance(depths, tuple | list):
+        raise SpecError("depths", depths, "expected a list of whole numbers, one per stage")
+    values["depths"] = tuple(_exact_int(f"depths[{i}]", d) for i, d in enumerate(depths))
+    zero_init = spec.zero_init_residual
+    if not isinstance(zero_init, bool):
+        raise SpecError("zero_init_residual", zero_init, "expected true or false")
+    values["zero_init_residual"] = zero_init is True
+    missing = {f for f in spec.to_dict() if f not in values}
+    if missing:  # a field added to the spec that this exporter does not know how to write
+        raise SpecError("spec", sorted(missing), "unknown to builder.export")
+    return ResNeXtSpec(**values)
+
+
+def _literal(value) -> str:
+    """Python source for a canonical value: bool, int, a fixed string, a tuple of ints."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a constant of builder.spec: letters, digits, "x"
+    if isinstance(value, tuple):
+        return repr(tuple(int(v) for v in value))  # "(3,)" for one stage
+    raise TypeError(f"no literal for {type(value).__name__}")
+
+
+# -- the definitions of builder/blocks.py ------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _blocks_source() -> tuple[list[str], dict[str, ast.stmt], list[ast.stmt]]:
+    """builder/blocks.py (`inspect.getsource` of the module) as lines, its top-level
+    definitions by name in file order, and its import statements."""
+    source = inspect.getsource(blocks)
+    named, imports = {}, []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            named[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    named[target.id] = node
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            imports.append(node)
+    return source.splitlines(), named, imports
+
+
+def _segment(node: ast.stmt) -> str:
+    """The lines of a top-level statement, decorators included: for a class or a function,
+    exactly what `inspect.getsource` gives (tests/test_export.py checks it)."""
+    lines = _blocks_source()[0]
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    return "\n".join(lines[first - 1:node.end_lineno])
+
+
+def needed_definitions(block: str, form: str) -> list[str]:
+    """Names of the builder.blocks definitions the (block, form) network needs, in file order:
+    the block class, ResNeXt, and every top-level name they use. BLOCK_CLASSES is listed but
+    not followed: the export writes it with the one block only."""
+    named = _blocks_source()[1]
+    todo = [blocks.BLOCK_CLASSES[block, form].__name__, blocks.ResNeXt.__name__]
+    needed = set()
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if name == "BLOCK_CLASSES":
+            continue
+        todo.extend(node.id for node in ast.walk(named[name])
+                    if isinstance(node, ast.Name) and node.id in named)
+    return [name for name, node in named.items() if name in needed]
+
+
+def _imports() -> str:
+    """blocks.py's import lines, as written there; each must be torch or __future__."""
+    lines, _, nodes = _blocks_source()
+    for node in nodes:
+        modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                   else [node.module or ""])
+        if any(m.split(".")[0] not in ALLOWED_IMPORTS for m in modules):
+            raise RuntimeError(f"builder/blocks.py imports {modules}: the export would need "
+                               "more than torch")
+    return "\n".join(lines[nodes[0].lineno - 1:nodes[-1].end_lineno])
+
+
+def _block_table(block: str, form: str) -> str:
+    name = blocks.BLOCK_CLASSES[block, form].__name__
+    return ("# The block class of each (block, form). builder/blocks.py has all six; this file\n"
+            "# has only the one its network uses.\n"
+            f"BLOCK_CLASSES = {{\n    ({_literal(block)}, {_literal(form)}): {name},\n}}")
+
+
+# -- the generated parts -----------------------------------------------------------------------
+def _docstring(spec: ResNeXtSpec) -> str:
+    counts = network_counts(spec)
+    size, channels = spec.image_size, spec.in_channels
+    spec_lines = [f"        {json.dumps(key)}: {json.dumps(value)}"
+                  for key, value in spec.to_dict().items()]
+    return "\n".join([
+        f'"""{spec.name}, form ({spec.form}), as one standalone PyTorch file.',
+        "",
+        "Exported by ResNeXt Block Builder. It needs only torch. The classes below are the",
+        "builder's own definitions (builder/blocks.py) copied unchanged, with only the block",
+        "this network uses; build_model() at the end holds the numbers of this network.",
+        "",
+        f"    form ({spec.form})        {FORMS[spec.form]}",
+        f"    parameters      {counts.params:,}",
+        f"    multiply-adds   {counts.macs:,} ({counts.macs / 1e9:.2f} G) for one "
+        f"{size}x{size} image; FLOPs = 2 x MACs",
+        "",
+        "Usage (this file saved as model.py):",
+        "",
+        "    python model.py     # builds the model, runs a random batch, prints shape and size",
+        "",
+        "    from model import build_model",
+        "    model = build_model().eval()",
+        f"    logits = model(images)  # (N, {channels}, {size}, {size}) -> "
+        f"(N, {spec.num_classes})",
+        "",
+        "The spec, as JSON (`python -m builder export --config spec.json` writes this file):",
+        "",
+        "    {",
+        ",\n".join(spec_lines),
+        "    }",
+        '"""',
+    ])
+
+
+def _build_function(spec: ResNeXtSpec) -> str:
+    """build_model(): every argument of ResNeXt that is a spec field, with the spec's value.
+    Others (init_weights) keep their defaults; one without a default is an error here."""
+    arguments = []
+    fields = spec.to_dict()
+    for name, parameter in list(inspect.signature(blocks.ResNeXt.__init__).parameters.items())[1:]:
+        if name not in fields:
+            if parameter.default is inspect.Parameter.empty:
+                raise RuntimeError(f"ResNeXt needs {name!r}, which the spec does not have")
+            continue
+        value = getattr(spec, name)
+        note = CHOICE_NOTES[name][value] if name in CHOICE_NOTES else NOTES[name]
+        arguments.append(f"        {name}={_literal(value)},  # {note}")
+    return "\n".join([
+        "def build_model() -> ResNeXt:",
+        f'    """{spec.name}, form ({spec.form}): the network this file was exported for."""',
+        "    return ResNeXt(",
+        *arguments,
+        "    )",
+    ])
+
+
+def _main_block(spec: ResNeXtSpec) -> str:
+    size = spec.image_size
+    return "\n".join([
+        'if __name__ == "__main__":',
+        "    torch.manual_seed(0)",
+        "    model = build_model().eval()",
+        f"    images = torch.randn(2, {spec.in_channels}, {size}, {size})  # a random batch of 2",
+        "    with torch.no_grad():",
+        "        logits = model(images)",
+        "    params = sum(p.numel() for p in model.parameters())",
+        f'    print(f"output shape: {{tuple(logits.shape)}}")  # (2, {spec.num_classes})',
+        f'    print(f"parameters: {{params:,}}")  # {network_counts(spec).params:,}',
+    ])
+
+
+def export_source(spec: ResNeXtSpec) -> str:
+    """One Python file that builds the spec's network with only torch: a docstring with the
+    spec, parameters and multiply-adds; the definitions of builder/blocks.py the network
+    needs, verbatim; `build_model()`; and a `__main__` that runs a random batch.
+
+    Its model has build_model(spec)'s state_dict keys and shapes and, with the same weights,
+    gives bit-identical outputs (tests/test_export.py)."""
+    spec = canonical_spec(spec)
+    parts = [_docstring(spec) + "\n\n" + _imports()]
+    for name in needed_definitions(spec.block, spec.form):
+        if name == "BLOCK_CLASSES":
+            parts.append(_block_table(spec.block, spec.form))
+        else:
+            parts.append(_segment(_blocks_source()[1][name]))
+    parts += [_build_function(spec), _main_block(spec)]
+    return "\n\n\n".join(parts) + "\n"
+
+
+def export_json(spec: ResNeXtSpec) -> str:
+    """The spec as JSON, loadable by `python -m builder ... --config FILE` and
+    `ResNeXtSpec.from_json`."""
+    return canonical_spec(spec).to_json() + "\n"
+
+
+def export_onnx(spec: ResNeXtSpec, path, image_size: int | None = None, *,
+                state_dict=None) -> Path:
+    """The spec's model in eval mode as ONNX through `torch.onnx.export`: input `images`
+    (N, in_channels, size, size) with a free batch size N, output `logits` (N, num_classes).
+    The exporter's optimizer folds the BNs into the convolutions.
+
+    Args:
+        spec: the network.
+        path: the .onnx file to write (one file; weights inside unless over 2 GB).
+        image_size: height and width of the input. Default: spec.image_size.
+        state_dict: weights to load, e.g. trained ones. Default: a fresh initialisation.
+
+    Raises ExportUnavailable where onnx or onnxscript is not installed. Returns the path."""
+    spec = canonical_spec(spec)
+    if image_size is not None:
+        spec = spec.replace(image_size=image_size)  # validated like any spec value
+    missing = []
+    for name in ("onnx", "onnxscript"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ExportUnavailable(
+            f"ONNX export needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install onnx onnxscript")
+    path = Path(path)
+    model = build_model(spec)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    model.eval()
+    size = spec.image_size
+    images = torch.randn(2, spec.in_channels, size, size,  # batch 2: N stays free
+                         generator=torch.Generator().manual_seed(0))
+    try:
+        torch.onnx.export(model, (images,), str(path), input_names=["images"],
+                          output_names=["logits"],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},),
+                          external_data=False, verbose=False)
+    except BaseException:
+        path.unlink(missing_ok=True)  # never leave half a file where a caller caches by name
+        raise
+    return path
+
+
+# -- python -m builder export ------------------------------------------------------------------
+def output_format(args) -> str:
+    """--format, or else the suffix of -o (.json, .onnx), or else py."""
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return {".json": "json", ".onnx": "onnx"}.get(suffix, "py")
+
+
+def run_cli(spec: ResNeXtSpec, args) -> int:
+    """python -m builder export: write the source, the JSON or the ONNX file."""
+    fmt = output_format(args)
+    if fmt == "onnx":
+        if not args.output:
+            print("error: --format onnx writes a file: give -o FILE.onnx", file=sys.stderr)
+            return 2
+        try:
+            path = export_onnx(spec, args.output)
+        except ExportUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {path} ({path.stat().st_size:,} bytes): {spec.name}, fresh weights")
+        return 0
+    text = export_source(spec) if fmt == "py" else export_json(spec)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: -o: cannot write {args.output!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {spec.name}, form ({spec.form}), {fmt}")
+    return 0

@@ -1,0 +1,155 @@
+"""A short classroom walk through a ResNeXt block, with the current network's numbers.
+
+Each step has a title, a few sentences with LaTeX formulas filled in from the spec, the block
+form (and type) to draw, and the ids of the block graph's nodes it is about (builder.graph's
+stable ids: `path0_conv1`, `sum`, `concat`, `conv2`, ...), which the page highlights.
+
+    >>> from builder import PRESETS
+    >>> step = lesson(PRESETS["resnext50_32x4d"], 2)
+    >>> step["title"], step["highlight"][:2]
+    ('One path: a small bottleneck', ['path0_conv1', 'path0_conv2'])
+"""
+
+from __future__ import annotations
+
+import re
+
+from .graph import MAX_PATHS
+from .spec import ResNeXtSpec
+
+
+def _n(value: int) -> str:
+    """A number for LaTeX: 70144 -> 70{,}144."""
+    return f"{value:,}".replace(",", "{,}")
+
+
+def _paths(c: int) -> list[int]:
+    """The path indices the block graph draws (the first two and the last above MAX_PATHS)."""
+    return list(range(c)) if c <= MAX_PATHS else [0, 1, c - 1]
+
+
+def _numbers(spec: ResNeXtSpec) -> dict:
+    """Stage 1's numbers for a later block (in = out), as the paper's Fig. 3 draws it."""
+    b = spec.replace(block="bottleneck")
+    c, d, out = b.cardinality, b.path_width(0), b.out_channels(0)
+    w = c * d
+    path = out * d + 9 * d * d + d * out
+    reference_width = 64  # the ResNet bottleneck of the same stage: one path 64 wide
+    reference = out * reference_width + 9 * reference_width ** 2 + reference_width * out
+    return {"C": c, "d": d, "out": out, "w": w, "path": path, "block": c * path,
+            "reference": reference, "grouped": 9 * w * w // c, "dense": 9 * w * w}
+
+
+def _steps(spec: ResNeXtSpec) -> list[dict]:
+    k = _numbers(spec)
+    C, d, out, w = k["C"], k["d"], k["out"], k["w"]
+    paths = _paths(C)
+    bottleneck = spec.replace(block="bottleneck")
+    basic = spec.replace(block="basic", stride_on="3x3")
+    more = ["paths_elided"] if C > MAX_PATHS else []
+    return [
+        {"title": "Split, transform, aggregate",
+         "spec": bottleneck.replace(form="a"),
+         "highlight": ["input", *[f"path{i}_conv1" for i in paths], *more, "sum"],
+         "text": (
+             "A neuron splits its input into pieces, scales each and sums them: "
+             "$\\sum_{i=1}^{D} w_i x_i$. A ResNeXt block does the same with small networks "
+             "$\\mathcal{T}_i$ in place of the scalings, and adds the input back:\n\n"
+             f"$$y = x + \\sum_{{i=1}}^{{C}} \\mathcal{{T}}_i(x), \\qquad C = {C}$$\n\n"
+             "Split: every path reads the whole input. Transform: each path is a small "
+             "bottleneck. Aggregate: the paths' outputs are summed.")},
+        {"title": "Cardinality: C paths of the same shape",
+         "spec": bottleneck.replace(form="a"),
+         "highlight": [f"cluster_path{i}" for i in paths] + more,
+         "text": (
+             f"The number of paths is the **cardinality** $C = {C}$. All paths have the same "
+             f"topology (unlike Inception's branches), each $d = {d}$ channels wide, so the "
+             f"block is {C}x{d}d and its bottleneck is $C \\cdot d = {C} \\cdot {d} = "
+             f"{_n(w)}$ channels wide. The paper's claim: at equal parameters and FLOPs, "
+             "more paths beat more depth or width.")},
+        {"title": "One path: a small bottleneck",
+         "spec": bottleneck.replace(form="a"),
+         "highlight": ["path0_conv1", "path0_conv2", "path0_conv3"],
+         "text": (
+             f"One path is $1{{\\times}}1$, {out}$\\to${d}; $3{{\\times}}3$, {d}$\\to${d}; "
+             f"$1{{\\times}}1$, {d}$\\to${out}. Its weights, and the block's:\n\n"
+             f"$$\\text{{in}}\\cdot d + 9 d^2 + d\\cdot\\text{{out}}$$\n\n"
+             f"$$= {out}\\cdot{d} + 9\\cdot{d}^2 + {d}\\cdot{out} = {_n(k['path'])}$$\n\n"
+             f"$$C\\cdot({_n(k['path'])}) = {C}\\cdot{_n(k['path'])} = {_n(k['block'])}$$\n\n"
+             f"The ResNet bottleneck of this stage (one path, 64 wide) has "
+             f"${out}\\cdot 64 + 9\\cdot 64^2 + 64\\cdot{out} = {_n(k['reference'])}$.")},
+        {"title": "Aggregate: sum, then BN",
+         "spec": bottleneck.replace(form="a"),
+         "highlight": ["sum", "bn3", "add", "relu"],
+         "text": (
+             "The paths' outputs are summed; one BN acts on the sum, the shortcut is added, "
+             "then the last ReLU:\n\n"
+             "$$y = \\sigma\\Big(x + \\mathrm{BN}\\big(\\sum_{i=1}^{C} "
+             "\\mathcal{T}_i(x)\\big)\\Big)$$")},
+        {"title": "Form (b): concatenate early",
+         "spec": bottleneck.replace(form="b"),
+         "highlight": ["concat", "conv3"],
+         "text": (
+             "Each path ends in a $1{\\times}1$ conv. A $1{\\times}1$ conv on a "
+             "concatenation is the sum of $1{\\times}1$ convs on its slices:\n\n"
+             "$$\\sum_{i=1}^{C} W_i z_i = \\begin{bmatrix} W_1 & \\cdots & W_C \\end{bmatrix}"
+             "\\begin{bmatrix} z_1 \\\\ \\vdots \\\\ z_C \\end{bmatrix}$$\n\n"
+             f"so the {C} last layers merge into one $1{{\\times}}1$, {_n(w)}$\\to${out} "
+             f"after concatenating the {C} paths ({C} $\\times$ {d} = {_n(w)} channels).")},
+        {"title": "Form (c): grouped convolution",
+         "spec": bottleneck.replace(form="c"),
+         "highlight": ["conv1", "conv2", "conv3"],
+         "text": (
+             f"The first layers share their input: {C} convs $1{{\\times}}1$, "
+             f"{out}$\\to${d} are one conv {out}$\\to${_n(w)}. The {C} separate "
+             f"$3{{\\times}}3$ convs are one **grouped** conv with $g = C = {C}$ groups. "
+             "A grouped conv has $k^2 \\, C_\\text{in} C_\\text{out} / g$ weights:\n\n"
+             f"$$\\frac{{9 \\cdot {_n(w)} \\cdot {_n(w)}}}{{{C}}} = {_n(k['grouped'])} "
+             f"\\quad\\text{{instead of}}\\quad 9 \\cdot {_n(w)}^2 = {_n(k['dense'])}$$\n\n"
+             "Only the middle $3{\\times}3$ is truly split. Same function as (a) and (b); "
+             "this is the fast form.")},
+        {"title": "Why depth-2 blocks collapse",
+         "spec": basic.replace(form="a"),
+         "highlight": ["path0_conv1", "path0_conv2", "sum"],
+         "text": (
+             "With two layers per path (the basic block of ResNet-18/34), the first layers "
+             "share the input and the last layers share the output, so both merge:\n\n"
+             "$$\\sum_{i=1}^{C} W^{(2)}_i\\, \\sigma\\big(W^{(1)}_i x\\big) = W^{(2)} "
+             "\\sigma\\big(W^{(1)} x\\big), \\qquad W^{(1)} = \\begin{bmatrix} W^{(1)}_1 \\\\ "
+             "\\vdots \\\\ W^{(1)}_C \\end{bmatrix}$$\n\n"
+             f"The result is one dense block $C \\cdot d = {_n(basic.width(0))}$ wide: grouping "
+             "brings nothing (paper Fig. 4). Cardinality needs depth 3 or more.")},
+        {"title": "The shortcut",
+         "spec": bottleneck.replace(form="c"),
+         "highlight": ["input", "shortcut_conv", "shortcut_bn", "add", "relu", "output"],
+         "text": (
+             "The block adds its input back: $y = \\sigma(x + \\mathcal{F}(x))$. Where the "
+             "shape changes (the first block of a stage), the shortcut is a $1{\\times}1$ "
+             "conv + BN projection; elsewhere it is the identity.")},
+    ]
+
+
+STEP_COUNT = 8
+
+
+def lesson(spec: ResNeXtSpec, step: int) -> dict:
+    """Step `step` (0-based, clamped to the range) with this spec's numbers: title, text
+    (Markdown with LaTeX), the spec to draw (stage 0, first block) and the node ids to
+    highlight."""
+    steps = _steps(spec)
+    step = min(max(int(step), 0), len(steps) - 1)
+    item = steps[step]
+    return {"index": step, "count": len(steps), "title": item["title"],
+            "text": item["text"], "spec": item["spec"], "highlight": item["highlight"]}
+
+
+def highlight_svg(svg: str, ids: list[str]) -> str:
+    """Add the class `highlight` to the SVG groups (nodes, clusters) with these ids."""
+    wanted = set(ids)
+
+    def mark(match: re.Match) -> str:
+        if match.group(1) not in wanted:
+            return match.group(0)
+        return f'<g id="{match.group(1)}" class="{match.group(2)} highlight">'
+
+    return re.sub(r'<g id="([^"]+)" class="([^"]*)">', mark, svg)

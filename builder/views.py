@@ -1,0 +1,401 @@
+"""What the app shows, as plain text: numbers formatted, tables as rows, the per-block formula
+with the numbers filled in, and the heavy views (graphs, summary, source) cached per spec.
+
+No Gradio here: app.py turns these strings and rows into components. Everything is a pure
+function of a frozen (hashable) ResNeXtSpec, so `functools.lru_cache` keyed on the spec makes
+a repeated view free: switching back to a configuration, or to a tab, costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .complexity import NetworkCounts, match_width, network_counts
+from .network import describe
+from .spec import FORMS, LIMITS, PRESETS, ResNeXtSpec, SpecError
+
+DEFAULT_BASELINE = "resnet50"
+STAGE_HEADERS = ["stage", "blocks", "in", "width C×d", "d", "out", "size", "params",
+                 "multiply-adds", "% params"]
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+def fmt_int(n: int) -> str:
+    """25028904 -> '25,028,904'."""
+    return f"{n:,}"
+
+
+def fmt_si(n: float, digits: int = 2) -> str:
+    """4230000000 -> '4.23 G'; below a thousand, the number itself."""
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.{digits}f} {unit}"
+    return f"{n:g}"
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes in MB (10^6, as torchinfo prints them), or kB below 0.1 MB."""
+    return f"{n / 1e6:,.2f} MB" if n >= 1e5 else f"{n / 1e3:,.1f} kB"
+
+
+def fmt_delta(value: int, base: int, si: bool = False) -> str:
+    """The change from `base` to `value`: '-528,128 (-2.07%)' or '+141.6 M (+3.46%)'."""
+    diff = value - base
+    if diff == 0:
+        return "same"
+    text = fmt_si(abs(diff)) if si else fmt_int(abs(diff))
+    sign = "+" if diff > 0 else "−"
+    return f"{sign}{text} ({sign}{abs(diff) / base * 100:.2f}%)" if base else f"{sign}{text}"
+
+
+# -- parsing control values ---------------------------------------------------------------
+
+def parse_depths(text) -> tuple[int, ...]:
+    """'3, 4, 6, 3' -> (3, 4, 6, 3). Empty parts (a trailing comma while typing) are skipped;
+    anything else that is not a whole number raises SpecError naming `depths`."""
+    if isinstance(text, (list, tuple)):
+        return ResNeXtSpec(depths=tuple(text)).depths
+    if not isinstance(text, str) or len(text) > 200:
+        raise SpecError("depths", text, "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(re.fullmatch(r"[0-9]{1,6}", p) for p in parts):
+        raise SpecError("depths", text, "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    return tuple(int(p) for p in parts)
+
+
+def format_depths(depths) -> str:
+    return ", ".join(str(d) for d in depths)
+
+
+def add_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
+    """One more stage, as deep as the last one (capped by the spec's limit on stages)."""
+    if len(depths) >= LIMITS["stages"][1]:
+        raise SpecError("depths", list(depths), f"expected at most {LIMITS['stages'][1]} stages")
+    return tuple(depths) + (depths[-1] if depths else 2,)
+
+
+def remove_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
+    if len(depths) <= LIMITS["stages"][0]:
+        raise SpecError("depths", list(depths), "expected at least 1 stage")
+    return tuple(depths)[:-1]
+
+
+def matched_width(spec: ResNeXtSpec, reference: ResNeXtSpec) -> int:
+    """The width per group d that keeps the complexity of `reference` at the spec's
+    cardinality: for a bottleneck, the paper's rule on the first stage's block (`match_width`,
+    Table 2); for a basic block, which is dense C*d wide (Fig. 4), the same C*d."""
+    if spec.block == "basic":
+        return max(1, round(reference.cardinality * reference.width_per_group
+                            / spec.cardinality))
+    channels = spec.out_channels(0)
+    return match_width(spec.cardinality, channels, channels,
+                       reference_cardinality=reference.cardinality,
+                       reference_width=reference.width_per_group)
+
+
+def stage_choices(spec: ResNeXtSpec) -> list[tuple[str, int]]:
+    """(label, 0-based index) of every stage, labelled as the paper and torchvision do."""
+    return [(f"conv{i + 2} (layer{i + 1})", i) for i in range(len(spec.depths))]
+
+
+# -- the overview ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=512)
+def counts(spec: ResNeXtSpec) -> NetworkCounts:
+    return network_counts(spec)
+
+
+def baseline_spec(name: str, spec: ResNeXtSpec) -> ResNeXtSpec:
+    """The baseline preset, at the spec's image size (so multiply-adds compare like for like)."""
+    if name not in PRESETS:
+        raise SpecError("baseline", name, f"expected one of {', '.join(PRESETS)}")
+    return PRESETS[name].replace(image_size=spec.image_size)
+
+
+def headline(spec: ResNeXtSpec) -> str:
+    """One line: name, parameters, multiply-adds, FLOPs."""
+    c = counts(spec).total
+    return (f"**{spec.name}**, form ({spec.form}) · **{fmt_int(c.params)}** parameters · "
+            f"**{fmt_si(c.macs)}** multiply-adds · **{fmt_si(c.flops)}** FLOPs "
+            f"(= 2 × multiply-adds) at {spec.image_size}×{spec.image_size}")
+
+
+def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> str:
+    """Totals against the baseline, then the notes that `describe` gives."""
+    base = baseline_spec(baseline, spec)
+    mine, theirs = counts(spec).total, counts(base).total
+    rows = [
+        ("parameters", fmt_int(mine.params), fmt_int(theirs.params),
+         fmt_delta(mine.params, theirs.params)),
+        ("multiply-adds", f"{fmt_si(mine.macs)} ({fmt_int(mine.macs)})", fmt_si(theirs.macs),
+         fmt_delta(mine.macs, theirs.macs, si=True)),
+        ("FLOPs = 2 × multiply-adds", fmt_si(mine.flops), fmt_si(theirs.flops),
+         fmt_delta(mine.flops, theirs.flops, si=True)),
+    ]
+    lines = [f"### {spec.name}, form ({spec.form})",
+             f"{FORMS[spec.form]}. Input {spec.in_channels}×{spec.image_size}×"
+             f"{spec.image_size}, {spec.num_classes} classes.", "",
+             f"| | this network | baseline: {base.name} ({baseline}) | change |",
+             "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {a} | {b} | {d} |" for name, a, b, d in rows]
+    notes = describe(spec)[1:]
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def stage_table(spec: ResNeXtSpec) -> dict:
+    """The per-stage table as {"headers": [...], "data": [[...], ...]}: stem, each stage,
+    head, total. Numbers are formatted strings, so they read the same everywhere."""
+    c = counts(spec)
+    total = c.total.params or 1
+
+    def pct(n: int) -> str:
+        return f"{n / total * 100:.1f}%"
+
+    first = c.stages[0].plan
+    data = [["stem", "", str(spec.in_channels), "", "", str(spec.stem_width),
+             f"{spec.image_size}→{first.size_in}", fmt_int(c.stem.params),
+             fmt_int(c.stem.macs), pct(c.stem.params)]]
+    for stage in c.stages:
+        p = stage.plan
+        data.append([f"{p.paper_name} ({p.name})", str(p.depth), str(p.in_channels),
+                     str(p.width), str(p.path_width), str(p.out_channels),
+                     f"{p.size_in}→{p.size_out}", fmt_int(stage.total.params),
+                     fmt_int(stage.total.macs), pct(stage.total.params)])
+    data.append(["head (pool, fc)", "", str(c.stages[-1].plan.out_channels), "", "",
+                 str(spec.num_classes), "1", fmt_int(c.head.params), fmt_int(c.head.macs),
+                 pct(c.head.params)])
+    data.append(["total", str(sum(spec.depths)), "", "", "", "", "", fmt_int(c.params),
+                 fmt_int(c.macs), "100.0%"])
+    return {"headers": list(STAGE_HEADERS), "data": data}
+
+
+def block_formula(spec: ResNeXtSpec, stage: int, first: bool = False) -> tuple[str, int]:
+    """The paper's per-block weight count (BN and projection shortcut left out), with this
+    stage's numbers: ('32 × (256×4 + 9×4² + 4×256) = 32 × 2,192', 70144).
+
+    Bottleneck: C × (in·d + 9·d² + d·out). Basic block (two 3×3 layers): C × (9·in·d + 9·d·out).
+    """
+    plan = counts(spec).stages[stage].plan
+    C, d, out = spec.cardinality, plan.path_width, plan.out_channels
+    inp = plan.in_channels if first else out
+    if spec.block == "bottleneck":
+        inner = inp * d + 9 * d * d + d * out
+        text = f"{C} × ({inp}×{d} + 9×{d}² + {d}×{out}) = {C} × {fmt_int(inner)}"
+    else:
+        inner = 9 * inp * d + 9 * d * out
+        text = f"{C} × (9×{inp}×{d} + 9×{d}×{out}) = {C} × {fmt_int(inner)}"
+    return text, C * inner
+
+
+def formula_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> str:
+    """The per-block formula, then one line per stage with the numbers filled in, and the
+    baseline's block of the same stage for comparison where it has that stage."""
+    bottleneck = spec.block == "bottleneck"
+    general = ("C × (in·d + 9·d² + d·out)" if bottleneck else "C × (9·in·d + 9·d·out)")
+    kind = ("bottleneck: 1×1 in→d, 3×3 d→d, 1×1 d→out per path" if bottleneck
+            else "basic block: 3×3 in→d, 3×3 d→out per path")
+    base = baseline_spec(baseline, spec)
+    lines = [f"**Weights of one block** ({kind}; BN and the projection shortcut left out):",
+             "", f"`{general}`", "",
+             "| block | C × (…) with this network's numbers | weights | "
+             f"{base.name}, same block |", "| --- | --- | ---: | ---: |"]
+    base_stages = len(base.depths)
+    for i in range(len(spec.depths)):
+        name = f"conv{i + 2}"
+        for first in ((True, False) if i == 0 else (False,)):
+            text, value = block_formula(spec, i, first)
+            label = f"{name}, first block" if first else f"{name}, later blocks"
+            if i < base_stages and base.block == spec.block:
+                _, ref = block_formula(base, i, first)
+                ref_text = fmt_int(ref)
+            else:
+                ref_text = "–"
+            lines.append(f"| {label} | `{text}` | {fmt_int(value)} | {ref_text} |")
+    return "\n".join(lines)
+
+
+# -- the heavy views, cached per spec ------------------------------------------------------
+
+@lru_cache(maxsize=128)
+def block_dot(spec: ResNeXtSpec, stage: int = 0) -> str:
+    from .graph import draw_block
+
+    return draw_block(spec, stage).source
+
+
+@lru_cache(maxsize=64)
+def network_dot(spec: ResNeXtSpec) -> str:
+    from .graph import draw_network
+
+    return draw_network(spec).source
+
+
+@lru_cache(maxsize=128)
+def block_svg(spec: ResNeXtSpec, stage: int = 0) -> str:
+    from .graph import svg_text
+
+    return svg_text(block_dot(spec, stage))
+
+
+@lru_cache(maxsize=64)
+def network_svg(spec: ResNeXtSpec) -> str:
+    from .graph import svg_text
+
+    return svg_text(network_dot(spec))
+
+
+@lru_cache(maxsize=32)
+def graph_png(dot_source: str) -> bytes:
+    from .graph import render
+
+    return render(dot_source, "png")
+
+
+_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
+
+
+def svg_html(svg: str, title: str) -> str:
+    """Inline SVG for a page: the XML prolog and DOCTYPE dropped (invalid inside HTML), in a
+    figure with an accessible title. The SVG keeps its node ids (`g#path0_conv1`)."""
+    body = _PROLOG.sub("", svg, count=1)
+    return f'<figure class="graph-view" aria-label="{_attr(title)}">{body}</figure>'
+
+
+def _attr(text: str) -> str:
+    return (text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+            .replace(">", "&gt;"))
+
+
+@lru_cache(maxsize=32)
+def summary(spec: ResNeXtSpec, depth: int = 3):
+    """torchinfo's summary on the meta device; a spec too big to build raises
+    ResourceLimitError (a SpecError) first."""
+    from .guards import check
+    from .summary import summarize
+
+    check(spec)
+    return summarize(spec, depth=depth)
+
+
+def summary_text(result) -> str:
+    """torchinfo's rows as a text table with the groups column torchinfo lacks."""
+    from .summary import rows_table
+
+    return rows_table(result)
+
+
+def summary_totals(result) -> str:
+    """The totals under torchinfo's table, as Markdown."""
+    rows = [("total parameters", fmt_int(result.total_params)),
+            ("trainable parameters", fmt_int(result.trainable_params)),
+            ("multiply-adds", f"{fmt_si(result.macs)} ({fmt_int(result.macs)})"),
+            ("input size", fmt_bytes(result.input_bytes)),
+            ("forward/backward pass size", fmt_bytes(result.forward_backward_bytes)),
+            ("parameter size", fmt_bytes(result.params_bytes)),
+            ("estimated total", fmt_bytes(result.input_bytes + result.forward_backward_bytes
+                                          + result.params_bytes))]
+    return "\n".join(["| | |", "| --- | ---: |"] + [f"| {a} | {b} |" for a, b in rows])
+
+
+@lru_cache(maxsize=32)
+def source(spec: ResNeXtSpec) -> str:
+    from .export import export_source
+
+    return export_source(spec)
+
+
+# -- timing and the equivalence proof (results come from builder.timing / builder.proof) ----
+
+TIMING_HEADERS = ["#", "network", "device", "median ms", "spread ms (IQR; min–max)", "img/s",
+                  "TFLOP/s", "% of peak", "peak memory", "settings"]
+PROOF_HEADERS = ["form", "vs", "dtype", "BN mode", "max |difference|", "relative", "bound",
+                 "equal"]
+
+
+def device_text(result) -> str:
+    """'CPU: Intel Xeon ..., 2 threads' or 'GPU: NVIDIA H100 80GB HBM3'."""
+    return f"{'GPU' if result.device_type == 'cuda' else 'CPU'}: {result.device_name}"
+
+
+def timing_settings(result) -> str:
+    s = result.settings
+    variant = [name for name in ("channels_last", "compile", "fast") if s.get(name)]
+    return (f"batch {result.batch_size}, {result.image_size}×{result.image_size}, {s['mode']}, "
+            f"{s['dtype']}, {' + '.join(variant) or 'eager'}, {s['iters']} iterations")
+
+
+def timing_row(number: int, result) -> list[str]:
+    def opt(value, fmt):
+        return "–" if value is None else format(value, fmt)
+
+    memory = ("– (CPU: not tracked)" if result.peak_memory_bytes is None
+              else fmt_bytes(result.peak_memory_bytes))
+    return [str(number), result.name, device_text(result), f"{result.median_ms:,.2f}",
+            f"{result.iqr_ms:,.2f}; {result.min_ms:,.2f}–{result.max_ms:,.2f}"
+            + (" (noisy)" if result.noisy else ""),
+            f"{result.images_per_s:,.1f}", opt(result.tflops, ".3g"),
+            opt(result.peak_percent, ".1f"), memory, timing_settings(result)]
+
+
+def forms_lesson(results) -> str:
+    """'Equal in math, not in speed' with the measured numbers of forms (a), (b), (c)."""
+    times = {r.name[-2]: r.median_ms for r in results}  # names end in "form (x)"
+    if set(times) != {"a", "b", "c"}:
+        return ""
+    ratio = times["a"] / times["c"] if times["c"] else float("inf")
+    return (f"**Equal in math, not in speed.** Form (a) took {times['a']:,.2f} ms, (b) "
+            f"{times['b']:,.2f} ms, (c) {times['c']:,.2f} ms per batch: form (c), one grouped "
+            f"convolution, is {ratio:,.1f}× as fast as form (a)'s C separate paths. This is why "
+            "grouped convolution is the form people ship.")
+
+
+def timing_chart(results) -> str:
+    from .charts import COLORS, bars_svg
+
+    rows = [(r.name.replace("ResNeXt", "RX"), r.median_ms, f"{r.median_ms:,.2f} ms")
+            for r in results]
+    return bars_svg("median time per batch (ms, lower is faster)", rows, COLORS[4])
+
+
+def proof_table(proof) -> dict:
+    data = [[f"({r['form']})", f"({r['from']})", r["dtype"], r["mode"],
+             f"{r['max_abs_diff']:.2e}", f"{r['rel_error']:.2e}",
+             f"{r['bound_kind']} ≤ {r['bound']:.0e}", "yes" if r["ok"] else "NO"]
+            for r in proof.rows]
+    return {"headers": list(PROOF_HEADERS), "data": data}
+
+
+def proof_markdown(proof) -> str:
+    what = ("the whole network" if proof.scope == "network" else
+            f"one later block of conv{proof.stage + 2} (stride 1, in = out channels)")
+    verdict = ("**Forms (a), (b) and (c) compute the same function**: every difference is "
+               "float rounding, within its bound." if proof.ok else
+               "**Some differences exceed their bound.**")
+    worst = {}
+    for r in proof.rows:
+        worst[r["dtype"]] = max(worst.get(r["dtype"], 0.0), r["max_abs_diff"])
+    worst_text = ", ".join(f"{d}: {v:.1e}" for d, v in worst.items())
+    return (f"{verdict} {proof.spec.name}, {what}: the weights of form ({proof.spec.form}) "
+            f"converted to the other forms, one random batch of {proof.batch_size}; largest "
+            f"|difference| {worst_text}. Proof took {proof.seconds:.1f} s.")
+
+
+def whole(value, name: str) -> int:
+    """A Number control's value as a whole number, or SpecError naming the control."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(name, value, "expected a whole number of 1 or more")
+    return value
+
+
+def block_share(spec: ResNeXtSpec, stage: int) -> float:
+    """A later block of `stage`'s share of the network's multiply-adds (for estimates)."""
+    from .complexity import block_counts
+
+    c = counts(spec)
+    return block_counts(spec, c.stages[stage].plan, first=False).macs / (c.macs or 1)

@@ -1,0 +1,457 @@
+"""app.py through its API: every endpoint, called with gradio_client against the app launched
+as `python app.py --port N` in a subprocess (one per module)."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from builder import PRESETS, ResNeXtSpec, count_macs, count_params
+
+ROOT = Path(__file__).resolve().parent.parent
+R50 = PRESETS["resnext50_32x4d"]
+SMALL = PRESETS["resnext29_8x64d"].replace(depths=(1, 1, 1), image_size=32)
+ENDPOINTS = {"/analyze", "/preset", "/add_stage", "/remove_stage", "/upload_config",
+             "/restore", "/block_graph", "/network_graph", "/summary", "/code", "/block_png",
+             "/network_png", "/onnx", "/build", "/time", "/time_confirmed", "/equivalence",
+             "/equivalence_confirmed", "/pin", "/sweep", "/clear_pins", "/restore_pins",
+             "/compare", "/learn", "/learn_follow", "/overview", "/learn_step"}
+TINY = ResNeXtSpec(cardinality=2, width_per_group=4, depths=(1,), stem="cifar", num_classes=10,
+                   image_size=16)
+NO_CHANGE = {"__type__": "update"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(port: int, timeout: float = 180.0) -> subprocess.Popen:
+    """`python app.py --port PORT`, returned once the page answers. Its output goes to a
+    temporary file (a pipe nobody reads would block it once full)."""
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"app.py exited: {log.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                if answer.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    process = launch(port)
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def controls(spec, preset="resnext50_32x4d", keep=False, baseline="resnet50", stage=0):
+    """The positional inputs of /analyze, /add_stage and /remove_stage."""
+    return [preset, spec.cardinality, spec.width_per_group,
+            ", ".join(str(d) for d in spec.depths), spec.form, spec.block, spec.stem,
+            spec.stride_on, spec.image_size, spec.num_classes, spec.in_channels,
+            spec.stem_width, spec.zero_init_residual, keep, baseline, stage]
+
+
+# outputs of /analyze, in order; /preset, /restore, /upload_config go on with the controls
+ANALYTICS = ["error", "headline", "stage", "spec_json", "share_query", "width"]
+EVERYTHING = ANALYTICS + ["preset", "keep", "cardinality", "depths", "form", "block", "stem",
+                          "stride_on", "image_size", "num_classes", "in_channels",
+                          "stem_width", "zero_init"]
+
+
+def named(values, names=ANALYTICS) -> dict:
+    assert len(values) == len(names)
+    return dict(zip(names, values, strict=True))
+
+
+def value(output):
+    return output["value"] if isinstance(output, dict) and "__type__" in output else output
+
+
+def test_every_event_is_an_endpoint(client, app_url):
+    assert set(client.view_api(return_format="dict")["named_endpoints"]) == ENDPOINTS
+    with urllib.request.urlopen(app_url + "config") as answer:
+        config = json.load(answer)
+    backend = [d for d in config["dependencies"] if d.get("backend_fn")]
+    assert backend and all(d["api_name"] for d in backend)
+
+
+def test_analyze_gives_the_numbers_and_the_link(client):
+    spec = R50.replace(cardinality=64)
+    out = named(client.predict(*controls(spec), api_name="/analyze"))
+    assert out["error"] == {"__type__": "update", "visible": False, "value": ""}
+    assert out["headline"] == (
+        f"**ResNeXt-50 (64x4d)**, form (c) · **{count_params(spec):,}** parameters · "
+        f"**{count_macs(spec) / 1e9:.2f} G** multiply-adds · "
+        f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × multiply-adds) at 224×224")
+    assert count_params(spec) == 45_192_488
+    assert json.loads(out["spec_json"]) == spec.to_dict()
+    assert out["share_query"] == "?preset=resnext50_32x4d&C=64"
+    assert value(out["width"]) == 4
+
+
+def test_overview_against_the_baseline(client):
+    spec = R50.replace(cardinality=64)
+    overview, stages, formula = client.predict(spec.to_json(), "resnet50", api_name="/overview")
+    assert overview.startswith("### ResNeXt-50 (64x4d), form (c)")
+    assert "| parameters | 45,192,488 | 25,557,032 | +19,635,456 (+76.83%) |" in overview
+    assert "| FLOPs = 2 × multiply-adds | 15.96 G | 8.18 G |" in overview
+    assert stages["data"][-1][7] == "45,192,488"
+    assert "| conv2, later blocks | `64 × (256×4 + 9×4² + 4×256) = 64 × 2,192` | 140,288 " \
+           "| 69,632 |" in formula
+    overview, _, _ = client.predict(spec.to_json(), "resnext101_64x4d", api_name="/overview")
+    assert "| parameters | 45,192,488 | 83,455,272 | −38,262,784 (−45.85%) |" in overview
+
+
+def test_keep_complexity_solves_d(client):
+    spec = R50.replace(cardinality=8)
+    out = named(client.predict(*controls(spec, keep=True), api_name="/analyze"))
+    assert out["width"] == {"__type__": "update", "value": 14, "interactive": False}
+    assert json.loads(out["spec_json"])["width_per_group"] == 14
+    assert out["headline"].startswith("**ResNeXt-50 (8x14d)**")
+    assert out["share_query"] == "?preset=resnext50_32x4d&C=8&d=14"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"cardinality": 0}, "cardinality: 0 is not allowed; expected a whole number from 1 to "
+                         "4096"),
+    ({"cardinality": 2.5}, "cardinality: 2.5 is not allowed; expected a whole number"),
+    ({"depths": "3, 4, x"}, "depths: '3, 4, x' is not allowed; expected whole numbers "
+                            "separated by commas, e.g. 3,4,6,3"),
+    ({"block": "basic", "stride_on": "1x1"}, "stride_on: '1x1' is not allowed; a basic block "
+                                             "has no 1x1 conv"),
+])
+def test_invalid_input_shows_the_message_and_changes_nothing_else(client, change, message):
+    args = controls(R50)
+    names = ["preset", "cardinality", "width_per_group", "depths", "form", "block", "stem",
+             "stride_on"]
+    for key, new in change.items():
+        args[names.index(key)] = new
+    out = named(client.predict(*args, api_name="/analyze"))
+    assert out["error"]["visible"] is True
+    assert out["error"]["value"].startswith(f"**Not applied.** {message}")
+    assert all(out[name] == NO_CHANGE for name in ANALYTICS[1:])
+
+
+def test_preset_fills_every_control(client):
+    out = named(client.predict("resnext29_8x64d", "resnet50", 2, api_name="/preset"),
+                EVERYTHING)
+    assert (value(out["cardinality"]), value(out["width"]), out["depths"], out["stem"],
+            out["num_classes"], out["image_size"]) == (8, 64, "3, 3, 3", "cifar", 10, 32)
+    assert out["headline"].startswith("**ResNeXt-29 (8x64d)**, form (c) · **34,426,698** "
+                                      "parameters")
+    assert out["stage"]["value"] == 2
+    assert out["share_query"] == "?preset=resnext29_8x64d&stage=2"
+
+
+def test_add_and_remove_stage(client):
+    out = named(client.predict(*controls(R50), api_name="/add_stage"), ANALYTICS + ["depths"])
+    assert out["depths"] == "3, 4, 6, 3, 3"
+    assert [c[0] for c in out["stage"]["choices"]][-1] == "conv6 (layer5)"
+    _, stages, _ = client.predict(out["spec_json"], "resnet50", api_name="/overview")
+    assert stages["data"][5][:6] == ["conv6 (layer5)", "3", "2048", "2048", "64", "4096"]
+    out = named(client.predict(*controls(R50, stage=3), api_name="/remove_stage"),
+                ANALYTICS + ["depths"])
+    assert out["depths"] == "3, 4, 6"
+    assert out["stage"]["value"] == 2  # the stage shown was removed: the last one is shown
+    one = R50.replace(depths=(3,))
+    out = named(client.predict(*controls(one), api_name="/remove_stage"),
+                ANALYTICS + ["depths"])
+    assert out["error"]["value"] == "**Not applied.** depths: [3] is not allowed; expected " \
+                                    "at least 1 stage"
+    assert out["depths"] == NO_CHANGE
+
+
+def test_restore_from_a_link(client):
+    out = named(client.predict("?preset=resnet18&C=2&form=a&stage=1", "resnet50",
+                               api_name="/restore"), EVERYTHING)
+    assert (out["preset"], value(out["cardinality"]), out["form"], out["block"],
+            out["stage"]["value"]) == ("resnet18", 2, "a", "basic", 1)
+    assert out["share_query"] == "?preset=resnet18&C=2&form=a&stage=1"
+    assert out["error"]["visible"] is False
+    out = named(client.predict("?preset=resnet18&form=z", "resnet50", api_name="/restore"),
+                EVERYTHING)
+    assert out["error"]["value"] == ("**The link was not applied.** form: 'z' is not allowed; "
+                                     "expected one of 'a', 'b', 'c'")
+    assert out["preset"] == "resnext50_32x4d" and value(out["cardinality"]) == 32
+
+
+def test_upload_config(client, tmp_path):
+    from gradio_client import handle_file
+
+    good = tmp_path / "config.json"
+    good.write_text(json.dumps({"preset": "resnext29_8x64d", "form": "b", "depths": [2, 2]}))
+    out = named(client.predict(handle_file(str(good)), "resnet50", "resnet50", 0,
+                               api_name="/upload_config"), EVERYTHING)
+    assert (out["form"], out["depths"], value(out["cardinality"])) == ("b", "2, 2", 8)
+    assert out["share_query"] == "?preset=resnet50&C=8&depths=2,2&form=b&stem=cifar&size=32" \
+                                 "&classes=10"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"cardinality": "32"}')
+    out = named(client.predict(handle_file(str(bad)), "resnet50", "resnet50", 0,
+                               api_name="/upload_config"), EVERYTHING)
+    assert out["error"]["value"] == ("**Config not applied.** cardinality: '32' is not "
+                                     "allowed; expected a whole number from 1 to 4096")
+    big = tmp_path / "big.json"
+    big.write_text('{"form": "a"' + " " * 70_000 + "}")
+    out = named(client.predict(handle_file(str(big)), "resnet50", "resnet50", 0,
+                               api_name="/upload_config"), EVERYTHING)
+    assert "expected at most 65536 characters of JSON" in out["error"]["value"]
+
+
+def test_block_graph_follows_form_and_stage(client):
+    svg_html, svg_path, dot_path = client.predict(R50.to_json(), 1, api_name="/block_graph")
+    assert svg_html.startswith('<figure class="graph-view"') and "<?xml" not in svg_html
+    assert ">groups=32 (32 × 8 channels), stride 2<" in svg_html
+    assert '<g id="conv2" class="node gconv3x3">' in svg_html
+    assert ">ResNeXt&#45;50 (32x4d): conv3 (layer2), block 1 of 4, form (c)<" in svg_html
+    svg = Path(svg_path).read_text()
+    assert Path(svg_path).suffix == ".svg" and ">groups=32 (32 × 8 channels), stride 2<" in svg
+    assert Path(dot_path).read_text().startswith("digraph block_layer2_0_c {")
+    svg_html, _, _ = client.predict(R50.replace(form="a", cardinality=64).to_json(), 0,
+                                    api_name="/block_graph")
+    assert '<g id="path0_conv1"' in svg_html and ">61 more identical paths<" in svg_html
+
+
+def test_network_graph(client):
+    svg_html, svg_path, dot_path = client.predict(R50.to_json(), api_name="/network_graph")
+    assert ">25,028,904 parameters, 4.23 G multiply&#45;adds<" in svg_html
+    assert '<g id="layer4_rest"' in svg_html
+    assert Path(svg_path).read_text().count("<svg") == 1
+    assert "layer4_first -> layer4_rest" in Path(dot_path).read_text()
+
+
+@pytest.mark.parametrize("endpoint, args", [("/block_png", (1,)), ("/network_png", ())])
+def test_png_downloads(client, endpoint, args):
+    path = client.predict(SMALL.to_json(), *args, api_name=endpoint)
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary(client):
+    totals, table = client.predict(R50.to_json(), 3, api_name="/summary")
+    assert "| total parameters | 25,028,904 |" in totals
+    assert f"| multiply-adds | 4.23 G ({count_macs(R50):,}) |" in totals
+    assert table.startswith('<pre class="summary-table">layer ')
+    lines = table.splitlines()
+    assert lines[0].split()[2:] == ["kind", "kernel", "groups", "output", "shape", "params",
+                                    "MACs"]
+    conv2 = next(line for line in lines if line.split()[:3] == ["conv2", "Conv2d", "3x3"])
+    assert conv2.split()[3] == "32"  # form (c)'s 3x3 has groups = C
+    shallow, _ = client.predict(R50.to_json(), 1, api_name="/summary")
+    assert shallow == totals
+
+
+def test_summary_refuses_a_network_too_big_to_build(client):
+    huge = R50.replace(cardinality=4096, width_per_group=4096, form="a")
+    totals, table = client.predict(huge.to_json(), 3, api_name="/summary")
+    assert totals.startswith("**No summary.** ") and table == ""
+
+
+def test_code_and_downloads(client):
+    source, py_path, json_path, config_path = client.predict(SMALL.to_json(), api_name="/code")
+    assert source.startswith('"""ResNeXt-11 (8x64d), form (c), as one standalone PyTorch file.')
+    assert "        cardinality=8,  # C: parallel paths per block" in source
+    assert "        depths=(1, 1, 1),  # blocks per stage" in source
+    assert Path(py_path).read_text().rstrip("\n") == source.rstrip("\n")
+    assert Path(py_path).name.endswith(".py")
+    assert json.loads(Path(config_path).read_text()) == SMALL.to_dict()
+    assert "cardinality" in Path(json_path).read_text()
+
+
+def test_onnx(client):
+    onnx = pytest.importorskip("onnx")
+    tiny = ResNeXtSpec(cardinality=2, width_per_group=4, depths=(1,), stem="cifar",
+                       num_classes=10, image_size=16)
+    file, message = client.predict(tiny.to_json(), api_name="/onnx")
+    assert message.startswith("ONNX ready: ")
+    assert file["visible"] is True
+    graph = onnx.load(file["value"]).graph
+    assert [i.name for i in graph.input] == ["images"]
+    assert [o.name for o in graph.output] == ["logits"]
+    dims = graph.output[0].type.tensor_type.shape.dim
+    assert dims[1].dim_value == 10
+
+
+def test_build(client):
+    out = client.predict(json.dumps({"preset": "resnext50_32x4d", "cardinality": 64}),
+                         api_name="/build")
+    spec = R50.replace(cardinality=64)
+    assert (out["name"], out["params"], out["macs"], out["flops"]) == (
+        "ResNeXt-50 (64x4d)", count_params(spec), count_macs(spec), 2 * count_macs(spec))
+    assert ">groups=64 (64 × 4 channels)<" in out["block_svg"]
+    grouped = [r for r in out["summary_rows"] if r["kind"] == "Conv2d" and r["groups"] == 64]
+    assert len(grouped) == 16  # one grouped 3x3 per block
+    assert sum(r["params"] for r in out["summary_rows"]) == count_params(spec)
+    assert "class " in out["source"]
+
+
+def test_build_rejects_a_bad_spec(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="cardinality: 0 is not allowed"):
+        client.predict('{"cardinality": 0}', api_name="/build")
+
+
+def test_files_outside_the_output_folder_are_not_served(app_url):
+    for path in ("gradio_api/file=/etc/passwd", f"gradio_api/file={ROOT / 'app.py'}"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(app_url + path)
+        assert info.value.code in (403, 404)
+
+
+# -- phase 2: timing, the equivalence proof, comparisons, the classroom walk-through --------
+
+def timing_args(spec, batch=2, forms=False, scope="network", confirmed=False, dtype="fp32"):
+    return [spec.to_json(), "cpu", batch, None, dtype, "inference", False, False, scope, forms,
+            0, confirmed, "{}"]
+
+
+def test_time_three_forms_on_the_cpu(client):
+    message, table, chart, last_times = client.predict(*timing_args(TINY, forms=True),
+                                                       api_name="/time")
+    assert message.startswith("Ran on **CPU: ")
+    assert "**Equal in math, not in speed.** Form (a) took " in message
+    rows = table["data"]
+    assert [row[1] for row in rows] == [f"ResNeXt-5 (2x4d) form ({f})" for f in "cba"]
+    assert all(row[2].startswith("CPU: ") for row in rows)
+    assert rows[0][9] == "batch 2, 16×16, inference, fp32, eager, 10 iterations"
+    assert rows[0][8] == "– (CPU: not tracked)"
+    medians = [float(row[3].replace(",", "")) for row in rows]
+    assert all(m > 0 for m in medians)
+    assert "ResNeXt-5 (2x4d) form (a)" in chart.replace("RX", "ResNeXt")
+    times = json.loads(last_times)
+    assert times[TINY.replace(form="c").to_json(indent=None)]["median_ms"] == pytest.approx(
+        medians[0], abs=0.006)  # the table rounds to 2 decimals
+
+
+def test_time_asks_before_a_long_cpu_run(client):
+    message, table, chart, _ = client.predict(*timing_args(PRESETS["resnext101_64x4d"], 8),
+                                              api_name="/time")
+    assert re.fullmatch(r"\*\*This run would take about [\d,]+ s on the CPU\*\* \(estimated "
+                        r"from its multiply-adds\)\. Press \*Run anyway\* to start it, or make "
+                        r"it smaller: batch, image size, one block\.", message)
+    assert table == NO_CHANGE
+
+
+def test_time_refuses_what_the_cpu_cannot_do(client):
+    message, table, _, _ = client.predict(*timing_args(TINY, dtype="tf32"), api_name="/time")
+    assert message.startswith("**Not run.** ") and "tf32" in message
+    message, _, _, _ = client.predict(*timing_args(TINY, batch=0), api_name="/time")
+    assert message == ("**Not run.** batch_size: 0 is not allowed; expected a whole number of "
+                       "1 or more")
+
+
+def test_equivalence_within_bounds(client):
+    spec = TINY.replace(cardinality=4, depths=(1, 1))
+    message, table, contrast, chart = client.predict(spec.to_json(), "network", 0, 1, True,
+                                                     False, api_name="/equivalence")
+    assert message.startswith("**Forms (a), (b) and (c) compute the same function**: every "
+                              "difference is float rounding, within its bound. ResNeXt-8 (4x4d), "
+                              "the whole network")
+    rows = table["data"]
+    assert len(rows) == 8  # forms (a), (b) x float64, float32 x eval, train
+    assert {(r[0], r[2], r[3]) for r in rows} == {
+        (f, d, m) for f in ("(a)", "(b)") for d in ("float64", "float32")
+        for m in ("eval", "train")}
+    for _form, vs, dtype, _mode, diff, rel, bound, equal in rows:
+        assert vs == "(c)" and equal == "yes"
+        if dtype == "float64":
+            assert bound == "abs ≤ 1e-10" and float(diff) <= 1e-10
+        else:
+            assert bound == "rel ≤ 1e-04" and float(rel) <= 1e-4
+    assert contrast.startswith("**Equal in math, not in speed.** Form (a) took ")
+    assert "RX-8 (4x4d) form (c)" in chart
+
+
+def test_equivalence_states_the_time_first_for_a_big_network(client):
+    message, table, _, _ = client.predict(PRESETS["resnext101_64x4d"].to_json(), "network", 0,
+                                          1, False, False, api_name="/equivalence")
+    assert re.fullmatch(r"\*\*The proof would take about [\d,]+ s on the CPU\*\* for "
+                        r"ResNeXt-101 \(64x4d\)\. Press \*Run anyway\*, or prove one block "
+                        r"\(seconds\)\.", message)
+    assert table == NO_CHANGE
+
+
+def test_compare_sweep_reproduces_table_2(client):
+    out = client.predict("sweep", PRESETS["resnet50"].to_json(), "[]", "{}",
+                         api_name="/compare")
+    names = [row[1] for row in out["table"]["data"]]
+    assert names == ["ResNet-50", "ResNeXt-50 (2x40d)", "ResNeXt-50 (4x24d)",
+                     "ResNeXt-50 (8x14d)", "ResNeXt-50 (32x4d)"]
+    assert [row[3] for row in out["table"]["data"]] == [
+        "25,557,032", "25,425,000", "25,292,968", "25,603,016", "25,028,904"]
+    assert out["table"]["data"][0][6] == "23.9% (ImageNet top-1)"
+    assert out["table"]["data"][4][6] == "22.2% (ImageNet top-1)"
+    assert out["chart_svg"].count("<svg") == 2  # parameters and multiply-adds; no times yet
+
+
+def test_compare_pins_with_times_and_untrusted_storage(client):
+    spec = PRESETS["resnext29_8x64d"]
+    times = {spec.to_json(indent=None): {"median_ms": 12.5, "batch_size": 8,
+                                         "device": "CPU: test"}}
+    stored = [{"spec": PRESETS["resnet18"].to_dict(), "time": None},
+              {"spec": {"cardinality": "32"}, "time": None},  # invalid: dropped
+              {"spec": {"preset": "nope"}}]  # invalid: dropped
+    pins_json, stored_pins, table, chart = client.predict(
+        spec.to_json(), json.dumps(stored), json.dumps(times), api_name="/pin")
+    assert stored_pins == json.loads(pins_json)  # what the browser keeps
+    assert [row[1] for row in table["data"]] == ["ResNet-18", "ResNeXt-29 (8x64d)"]
+    assert table["data"][1][5] == "12.5 ms (batch 8, CPU: test)"
+    assert table["data"][1][6] == "3.65% (CIFAR-10)"
+    assert len(json.loads(pins_json)) == 2
+    assert "last measured time per batch (ms)" in chart
+    pins_json, _, table, _ = client.predict(spec.to_json(), pins_json, "{}",
+                                            api_name="/clear_pins")
+    assert json.loads(pins_json) == [] and table["data"] in ([], [[""] * 7])
+    _, _, table, _ = client.predict(stored, api_name="/restore_pins")
+    assert [row[1] for row in table["data"]] == ["ResNet-18"]
+
+
+def test_learn_steps_with_numbers_and_highlights(client):
+    text, svg = client.predict(R50.to_json(), 2, api_name="/learn")
+    assert text.startswith("### 3/8. One path: a small bottleneck")
+    assert "256\\cdot4 + 9\\cdot4^2 + 4\\cdot256 = 2{,}192" in text
+    assert "32\\cdot2{,}192 = 70{,}144" in text
+    assert svg.count(" highlight\"") == 3
+    assert '<g id="path0_conv2" class="node conv3x3 highlight">' in svg
+    text, svg = client.predict(R50.to_json(), 5, api_name="/learn_step")
+    assert text.startswith("### 6/8. Form (c): grouped convolution")
+    assert '<g id="conv2" class="node gconv3x3 highlight">' in svg
+    assert "\\frac{9 \\cdot 128 \\cdot 128}{32} = 4{,}608" in text
+    text, _ = client.predict(R50.to_json(), 99, api_name="/learn_step")
+    assert text.startswith("### 8/8. The shortcut")  # clamped to the last step
+    text, _ = client.predict(R50.to_json(), 0, True, api_name="/learn_follow")
+    assert text.startswith("### 1/8. Split, transform, aggregate")

@@ -1,0 +1,268 @@
+"""The app in a real browser: Debian's chromium, headless, driven by Playwright.
+
+One app (`python app.py --port N`) and one browser per module. Results arrive through
+Gradio's queue, so every check waits with `expect(...)`. The screenshots for the README are
+written to assets/ when they are missing or when UPDATE_SCREENSHOTS=1.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder import PRESETS, count_params
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+WAIT = 30_000  # ms: a loaded 2-core machine can be slow; results usually come in < 1 s
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (scripts/setup.sh --dev)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+expect.set_options(timeout=WAIT)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from test_app import free_port, launch
+
+    port = free_port()
+    process = launch(port)
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def open_page(page, url: str, headline: str):
+    """Open a link and wait until the page has restored it (the share link is set then)."""
+    page.goto(url)
+    expect(page.locator("#share-link textarea")).to_have_value(re.compile(r"^http.*/\?"))
+    expect(page.locator("#headline")).to_contain_text(headline)
+
+
+def pick_preset(page, name: str):
+    page.locator("#preset input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def save_screenshot(page, name: str, tmp_path: Path):
+    """Take the screenshot; keep it in assets/ where missing or when asked to update."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    target = ASSETS / name
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1" or not target.exists():
+        ASSETS.mkdir(exist_ok=True)
+        shutil.copyfile(shot, target)
+
+
+def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
+    open_page(page, app_url, "ResNeXt-50 (32x4d)")
+    expect(page.locator("#headline")).to_contain_text("25,028,904 parameters")
+    pick_preset(page, "resnext101_64x4d")
+    expect(page.locator("#headline")).to_contain_text(
+        "ResNeXt-101 (64x4d), form (c) · 83,455,272 parameters · 15.46 G multiply-adds · "
+        "30.92 G FLOPs (= 2 × multiply-adds)")
+    expect(page.locator("#overview")).to_contain_text("+57,898,240 (+226.55%)")
+
+    page.locator("#cardinality input").fill("16")
+    spec = PRESETS["resnext101_64x4d"].replace(cardinality=16)
+    expect(page.locator("#headline")).to_contain_text(f"{count_params(spec):,} parameters")
+    page.get_by_role("tab", name="Block", exact=True).click()
+    block = page.locator("#block-svg svg")
+    expect(block.locator("g#conv2")).to_contain_text("groups=16 (16 × 4 channels)")
+    expect(block).to_contain_text("ResNeXt-101 (16x4d): conv2 (layer1), block 1 of 3")
+    page.locator("#stage").get_by_text("conv4 (layer3)").click()
+    expect(block).to_contain_text("conv4 (layer3), block 1 of 23")
+    expect(block.locator("g#conv2")).to_contain_text("groups=16 (16 × 16 channels), stride 2")
+    expect(page.locator("#share-link textarea")).to_have_value(
+        re.compile(r"/\?preset=resnext101_64x4d&C=16&stage=2$"))
+    assert page.url.endswith("/?preset=resnext101_64x4d&C=16&stage=2")
+
+    with page.expect_download() as download:
+        page.locator("#block-png").click()
+    png = download.value
+    assert png.suggested_filename.endswith("-conv4-block.png")
+    assert Path(png.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    page.get_by_role("tab", name="Summary").click()
+    totals = page.locator("#summary-totals")
+    expect(totals).to_contain_text(f"total parameters {count_params(spec):,}")
+    expect(page.locator("#summary-table")).to_contain_text("groups")
+
+    page.get_by_role("tab", name="Code").click()
+    expect(page.locator("#code")).to_contain_text(
+        "ResNeXt-101 (16x4d), form (c), as one standalone PyTorch file.")
+
+
+def test_deep_link_restores_the_configuration(page, app_url):
+    open_page(page, app_url + "?preset=resnet18&C=2&form=a&stage=1", "ResNeXt-18 (2x64d)")
+    expect(page.locator("#cardinality input")).to_have_value("2")
+    expect(page.locator("#preset input")).to_have_value("resnet18")
+    expect(page.locator("#form input[value='a']")).to_be_checked()
+    expect(page.locator("#block input[value='basic']")).to_be_checked()
+    page.get_by_role("tab", name="Block", exact=True).click()
+    block = page.locator("#block-svg svg")
+    expect(block).to_contain_text("ResNeXt-18 (2x64d): conv3 (layer2), block 1 of 2, form (a)")
+    expect(block.locator("g#path1_conv1")).to_contain_text("3×3 conv, 64→128")
+    expect(page.locator("#share-link textarea")).to_have_value(
+        re.compile(r"/\?preset=resnet18&C=2&form=a&stage=1$"))
+
+
+def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
+    open_page(page, app_url + "?preset=resnext50_32x4d&form=a", "ResNeXt-50 (32x4d), form (a)")
+    page.get_by_role("tab", name="Block", exact=True).click()
+    block = page.locator("#block-svg svg")
+    expect(block).to_contain_text("29 more identical paths")
+    save_screenshot(page, "screenshot.png", tmp_path)
+
+    error = page.locator("#spec-error")
+    headline = "ResNeXt-50 (32x4d), form (a) · 25,028,904 parameters"
+    page.locator("#cardinality input").fill("0")
+    expect(error).to_contain_text("Not applied. cardinality: 0 is not allowed; expected a "
+                                  "whole number from 1 to 4096")
+    expect(page.locator("#headline")).to_contain_text(headline)
+    expect(block).to_contain_text("29 more identical paths")
+    page.locator("#cardinality input").fill("32")
+    expect(error).to_be_hidden()
+
+    depths = page.locator("#depths textarea")
+    depths.click()
+    depths.press("End")
+    depths.press_sequentially(", x")  # typed, as a user would: "3, 4, 6, 3, x"
+    expect(error).to_contain_text("Not applied. depths: '3, 4, 6, 3, x' is not allowed; "
+                                  "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    expect(page.locator("#headline")).to_contain_text(headline)
+    expect(block).to_contain_text("29 more identical paths")
+    expect(page.locator("#share-link textarea")).to_have_value(
+        re.compile(r"/\?preset=resnext50_32x4d&form=a$"))
+
+    depths.fill("3, 4, 6")
+    depths.press("Enter")  # a pasted value is applied on Enter or when the box loses focus
+    expect(error).to_be_hidden()
+    page.locator("#cardinality input").fill("8")
+    expect(page.locator("#headline")).to_contain_text("ResNeXt-41 (8x4d), form (a)")
+    expect(block).to_contain_text("5 more identical paths")
+
+
+def test_dark_theme_screenshot(page, app_url, tmp_path):
+    open_page(page, app_url + "?preset=resnext50_32x4d&stage=1&__theme=dark",
+              "ResNeXt-50 (32x4d)")
+    page.get_by_role("tab", name="Block", exact=True).click()
+    expect(page.locator("#block-svg svg")).to_contain_text("groups=32 (32 × 8 channels)")
+    assert page.evaluate("document.body.classList.contains('dark')")
+    save_screenshot(page, "screenshot-dark.png", tmp_path)
+
+
+# -- phase 2 ----------------------------------------------------------------------------------
+TINY_LINK = "?C=2&d=4&depths=1&stem=cifar&size=16&classes=10"
+
+
+def test_cpu_timing_is_labelled_cpu(page, app_url):
+    open_page(page, app_url + TINY_LINK, "ResNeXt-5 (2x4d)")
+    page.get_by_role("tab", name="Timing").click()
+    expect(page.locator("#timing-intro")).to_contain_text("This server has no GPU")
+    page.locator("#time-batch input").fill("2")
+    page.locator("#time-run").click()
+    message = page.locator("#time-message")
+    expect(message).to_contain_text(re.compile(r"Ran on CPU: .+, \d+ threads; torch "))
+    table = page.locator("#time-table")
+    expect(table).to_contain_text("ResNeXt-5 (2x4d) form (c)")
+    expect(table).to_contain_text("batch 2, 16×16, inference, fp32, eager, 10 iterations")
+    expect(page.locator("#time-chart svg")).to_contain_text("RX-5 (2x4d) form (c)")
+
+
+def test_equivalence_proof_shows_the_differences(page, app_url):
+    open_page(page, app_url + TINY_LINK + "&form=a", "ResNeXt-5 (2x4d), form (a)")
+    page.get_by_role("tab", name="Equivalence").click()
+    page.locator("#proof-scope").get_by_text("whole network").click()
+    page.locator("#proof-run").click()
+    expect(page.locator("#proof-message")).to_contain_text(
+        "Forms (a), (b) and (c) compute the same function: every difference is float "
+        "rounding, within its bound. ResNeXt-5 (2x4d), the whole network")
+    table = page.locator("#proof-table")
+    expect(table).to_contain_text("abs ≤ 1e-10")
+    expect(table).to_contain_text("rel ≤ 1e-04")
+    rows = table.get_by_role("row")
+    expect(rows).to_have_count(5)  # a header; forms (b), (c) against (a) in float64, float32
+    for i in range(1, 5):
+        form, vs, dtype, mode, diff, rel, bound, equal = [
+            text.strip() for text in rows.nth(i).get_by_role("gridcell").all_inner_texts()]
+        assert (vs, mode, equal) == ("(a)", "eval", "yes")
+        if dtype == "float64":
+            assert bound == "abs ≤ 1e-10" and float(diff) <= 1e-10
+        else:
+            assert bound == "rel ≤ 1e-04" and float(rel) <= 1e-4
+    expect(page.locator("#proof-contrast")).to_contain_text("Equal in math, not in speed.")
+
+
+def test_pins_survive_a_reload(page, app_url):
+    open_page(page, app_url + "?preset=resnet18", "ResNet-18")
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#pin").click()
+    table = page.locator("#compare-table")
+    expect(table).to_contain_text("11,689,512")
+    pick_preset(page, "resnext50_32x4d")
+    expect(page.locator("#headline")).to_contain_text("ResNeXt-50 (32x4d)")
+    page.locator("#pin").click()
+    expect(table).to_contain_text("ResNeXt-50 (32x4d)")
+    expect(table).to_contain_text("22.2% (ImageNet top-1)")
+    page.reload()
+    expect(page.locator("#headline")).to_contain_text("ResNeXt-50 (32x4d)")
+    page.get_by_role("tab", name="Compare").click()
+    expect(table).to_contain_text("ResNet-18")
+    expect(table).to_contain_text("25,028,904")
+    expect(page.locator("#compare-chart")).to_contain_text("parameters (millions)")
+    page.locator("#clear-pins").click()
+    expect(table).not_to_contain_text("ResNet-18")
+
+
+def test_learn_step_through_highlights_the_block(page, app_url, tmp_path):
+    open_page(page, app_url + "?preset=resnext50_32x4d", "ResNeXt-50 (32x4d)")
+    page.get_by_role("tab", name="Learn").click()
+    text = page.locator("#learn-text")
+    expect(text).to_contain_text("1/8. Split, transform, aggregate")
+    svg = page.locator("#learn-svg svg")
+    expect(svg.locator("g.highlight")).to_have_count(6)
+    page.locator("#learn-next").click()
+    page.locator("#learn-next").click()
+    expect(text).to_contain_text("3/8. One path: a small bottleneck")
+    expect(text).to_contain_text("70,144")  # C·(in·d + 9d² + d·out), rendered by KaTeX
+    expect(svg.locator("g.highlight")).to_have_count(3)
+    expect(svg.locator("g#path0_conv2.highlight")).to_contain_text("3×3 conv, 4→4")
+    save_screenshot(page, "screenshot-learn.png", tmp_path)
+    for _ in range(3):
+        page.locator("#learn-next").click()
+    expect(text).to_contain_text("6/8. Form (c): grouped convolution")
+    expect(svg.locator("g#conv2.highlight")).to_contain_text("groups=32 (32 × 4 channels)")
+    page.locator("#learn-previous").click()
+    expect(text).to_contain_text("5/8. Form (b): concatenate early")
+    expect(svg.locator("g#concat.highlight")).to_contain_text("32 × 4 = 128 channels")

@@ -1,0 +1,508 @@
+"""builder.timing: statistics, the timing loop, BN folding, out-of-memory handling, settings,
+the `time` subcommand. CPU runs use tiny specs; GPU paths run where CUDA is available.
+No assertion here depends on how fast anything ran (speed targets belong to benchmarks/)."""
+
+import json
+import os
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from builder import PRESETS, ResNeXtSpec, build_model, network_counts, randomize_
+from builder import timing as T
+from builder.cli import main
+from builder.complexity import block_counts
+from builder.network import stage_plans
+
+TINY = ResNeXtSpec(cardinality=4, width_per_group=2, depths=(1, 1), stem="cifar",
+                   image_size=16, num_classes=10)
+TINY_ARGS = ["--cardinality", "4", "--width-per-group", "2", "--depths", "1,1", "--stem",
+             "cifar", "--image-size", "16", "--num-classes", "10"]
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU; this machine has none")
+needs_no_cuda = pytest.mark.skipif(HAS_CUDA, reason="tests the behaviour without CUDA")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread per test process: on 2 shared cores, 2 OpenMP threads per process
+    spend most of their time waiting for each other at barriers. Nothing here is about speed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- statistics --------------------------------------------------------------------------------
+def test_quantile_linear_interpolation_on_known_values():
+    assert T.quantile([1.0, 2.0, 3.0, 4.0], 0.25) == 1.75
+    assert T.quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert T.quantile([1.0, 2.0, 3.0, 4.0], 0.75) == 3.25
+    assert T.quantile([7.0], 0.25) == 7.0
+    assert T.quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+
+
+def test_summarize_known_inputs():
+    stats = T.summarize([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (stats.median, stats.min, stats.max, stats.q1, stats.q3) == (3.0, 1.0, 5.0, 2.0, 4.0)
+    assert stats.iqr == 2.0
+    assert stats.noisy  # IQR 2 is 67% of the median 3
+
+
+@pytest.mark.parametrize("values", [
+    [10.0, 10.0, 10.0, 10.0],  # IQR 0
+    [9.0, 10.0, 10.0, 11.0],  # IQR 0.5 = 5%
+    [8.0, 10.0, 10.0, 12.0],  # IQR 1.0 = 10% exactly: torch warns
+    [8.5, 10.0, 10.0, 11.9],  # 9.25%
+    [1.0, 2.0, 3.0, 50.0, 51.0, 52.0, 53.0],
+])
+def test_statistics_match_torch_utils_benchmark(values):
+    from torch.utils.benchmark.utils.common import Measurement, TaskSpec
+
+    ms = Measurement(number_per_run=1, raw_times=[v / 1e3 for v in values],
+                     task_spec=TaskSpec(stmt="pass", setup="pass"))
+    stats = T.summarize(values)
+    assert stats.median == pytest.approx(ms.median * 1e3, rel=1e-12)
+    assert stats.iqr == pytest.approx(ms.iqr * 1e3, rel=1e-12, abs=1e-12)
+    assert stats.noisy == ms.has_warnings
+
+
+def test_summarize_refuses_no_values():
+    with pytest.raises(ValueError, match="no times"):
+        T.summarize([])
+
+
+# -- the timing loop, with a clock the test controls ----------------------------------------------
+# Module-level, because time_model times a deep copy of the model it is given.
+CALLS: list = []  # (batch size, data_ptr, copy of the input) of every Recorder call
+CLOCK = {"t": 0.0}  # a fake clock in seconds
+
+
+class Recorder(nn.Module):
+    """Records its inputs; each call advances the fake clock by (call number) milliseconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, x):
+        CALLS.append((x.shape[0], x.data_ptr(), x.clone()))
+        CLOCK["t"] += len(CALLS) / 1e3
+        return self.fc(x.flatten(1))
+
+
+def test_warmup_excluded_and_times_from_the_clock(monkeypatch):
+    T.matmul_peak_tflops("cpu")  # measured (and cached) on the real clock first
+    CLOCK["t"] = 100.0
+    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    CALLS.clear()
+    result = T.time_model(Recorder(), batch_size=2, image_size=4, device="cpu",
+                          warmup=2, iters=5, macs=48)
+    # calls 1 and 2 are warm-up; calls 3..7 take 3..7 ms on the fake clock
+    assert len(CALLS) == 7
+    assert result.times_ms == pytest.approx([3.0, 4.0, 5.0, 6.0, 7.0], abs=1e-6)
+    assert result.median_ms == pytest.approx(5.0, abs=1e-6)
+    assert (result.min_ms, result.max_ms) == pytest.approx((3.0, 7.0), abs=1e-6)
+    assert (result.q1_ms, result.q3_ms, result.iqr_ms) == pytest.approx((4.0, 6.0, 2.0), abs=1e-6)
+    assert result.noisy  # IQR 2 ms is 40% of 5 ms
+    assert result.images_per_s == 2 / result.median_ms * 1000
+    assert result.tflops == 2 * 48 * 2 / (result.median_ms / 1000) / 1e12
+    assert result.name == "Recorder"
+
+
+def test_the_batch_is_drawn_once_random_and_seeded():
+    CALLS.clear()
+    T.time_model(Recorder(), batch_size=3, image_size=4, device="cpu", warmup=1, iters=3,
+                 seed=7)
+    expected = torch.randn(3, 3, 4, 4, generator=torch.Generator().manual_seed(7))
+    assert len(CALLS) == 4
+    assert len({ptr for _, ptr, _ in CALLS}) == 1  # one tensor, reused
+    for _, _, batch in CALLS:
+        assert torch.equal(batch, expected)
+    assert expected.abs().min() > 0  # never zeros
+
+
+def test_cpu_timing_of_a_small_spec_end_to_end():
+    result = T.time_model(TINY, batch_size=3, device="cpu", warmup=1, iters=5)
+    macs = network_counts(TINY).macs
+    assert result.device_type == "cpu"
+    assert result.device_label.startswith("CPU: ")
+    assert result.device_name == T.device_name(torch.device("cpu"))
+    assert result.torch_version == torch.__version__
+    assert result.name == f"{TINY.name} form (c)"
+    assert (result.batch_size, result.image_size) == (3, 16)
+    assert len(result.times_ms) == 5
+    stats = T.summarize(result.times_ms)
+    assert (result.median_ms, result.min_ms, result.max_ms) == (stats.median, min(
+        result.times_ms), max(result.times_ms))
+    assert result.iqr_ms == result.q3_ms - result.q1_ms == stats.iqr
+    assert result.noisy == (result.iqr_ms >= 0.1 * result.median_ms)
+    assert result.images_per_s == 3 / result.median_ms * 1000
+    assert result.macs_per_image == macs
+    assert result.tflops == 2 * macs * 3 / (result.median_ms / 1000) / 1e12
+    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "fp32")] == T.matmul_peak_tflops("cpu")
+    assert result.peak_percent == result.tflops / result.peak_tflops * 100
+    assert result.peak_memory_bytes is None  # no CPU allocator statistics
+    assert result.fold_rel_error is None and result.check_median_ms is None
+    s = result.settings
+    assert (s["device"], s["dtype"], s["mode"], s["warmup"], s["iters"], s["seed"]) == (
+        "cpu", "fp32", "inference", 1, 5, 0)
+    assert s["spec"] == TINY.to_dict()
+    assert s["tf32"] is None and s["cudnn_benchmark"] is None and s["autocast"] is None
+    assert s["threads"] == torch.get_num_threads()
+    assert s["timer"] == "time.perf_counter"
+    assert s["flops_per_step"] == 2 * macs * 3
+    assert json.loads(json.dumps(result.to_dict()))["median_ms"] == result.median_ms
+    assert "CPU" in result.summary() and f"{result.images_per_s:,.1f} img/s" in result.summary()
+
+
+def test_training_step_times_a_copy_and_counts_three_forward_passes():
+    model = randomize_(build_model(TINY))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = T.time_model(model, batch_size=4, device="cpu", mode="train", warmup=1, iters=2)
+    for key, value in model.state_dict().items():  # the caller's model is untouched
+        assert torch.equal(value, before[key]), key
+    assert result.settings["mode"] == "train"
+    assert result.settings["optimizer"] == "SGD(lr=0.01, momentum=0.9)"
+    assert result.tflops == 3 * 2 * network_counts(TINY).macs * 4 / (result.median_ms / 1e3) / 1e12
+
+
+def test_image_size_overrides_the_spec_and_its_macs():
+    result = T.time_model(TINY, batch_size=1, image_size=8, device="cpu", warmup=0, iters=1)
+    assert result.image_size == 8
+    assert result.macs_per_image == network_counts(TINY.replace(image_size=8)).macs
+    assert result.settings["input_shape"] == [3, 8, 8]
+
+
+def test_bf16_autocast_on_the_cpu_is_recorded():
+    result = T.time_model(TINY, batch_size=2, device="cpu", dtype="bf16", fast=True, warmup=0,
+                          iters=1)
+    assert result.settings["autocast"] == "bfloat16"
+    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "bf16")]
+    assert result.fold_rel_error <= T.FOLD_TOLERANCE["bf16"]
+
+
+def test_cross_check_with_torch_utils_benchmark_timer():
+    result = T.time_model(TINY, batch_size=2, device="cpu", warmup=1, iters=3, cross_check=True)
+    assert result.check_median_ms > 0
+    assert result.check_ratio == result.median_ms / result.check_median_ms
+    assert result.to_dict()["check_ratio"] == result.check_ratio
+
+
+# -- BN folding --------------------------------------------------------------------------------
+FOLD_SPECS = {
+    "bottleneck": TINY,
+    "basic": TINY.replace(block="basic"),
+    "stride on 1x1, imagenet stem": TINY.replace(stride_on="1x1", stem="imagenet",
+                                                 image_size=32),
+}
+
+
+@pytest.mark.parametrize("form", ["a", "b", "c"])
+@pytest.mark.parametrize("name", list(FOLD_SPECS))
+def test_fold_bn_is_exact_in_float64(name, form):
+    spec = FOLD_SPECS[name].replace(form=form)
+    torch.manual_seed(0)
+    model = randomize_(build_model(spec), seed=1).double().eval()
+    folded = T.fold_bn(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 0  # original intact
+    x = torch.randn(2, 3, spec.image_size, spec.image_size, dtype=torch.float64)
+    with torch.no_grad():
+        expected, got = model(x), folded(x)
+    assert (expected - got).abs().max().item() <= 1e-10 * expected.abs().max().item()
+    assert T.relative_error(expected, got) <= 1e-12
+
+
+def test_fast_mode_checks_the_folded_model_and_refuses_a_wrong_fold(monkeypatch):
+    result = T.time_model(TINY.replace(form="a"), batch_size=2, device="cpu", fast=True,
+                          warmup=0, iters=1)
+    assert 0 <= result.fold_rel_error <= T.FOLD_TOLERANCE["fp32"]
+    assert result.settings["fast"] is True
+
+    real_fold = T.fold_bn
+
+    def wrong_fold(model):
+        folded = real_fold(model)
+        with torch.no_grad():
+            folded.fc.bias.add_(1.0)
+        return folded
+
+    monkeypatch.setattr(T, "fold_bn", wrong_fold)
+    with pytest.raises(T.TimingError, match="BN-folded model differs .* not timed"):
+        T.time_model(TINY, batch_size=2, device="cpu", fast=True, warmup=0, iters=1)
+
+
+# -- out of memory -----------------------------------------------------------------------------
+SEEN: list = []  # batch sizes a Greedy model was called with, and weak references to inputs
+
+
+class Greedy(nn.Module):
+    """Runs out of memory above `limit` images, as the allocator would."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+        self.limit = limit
+
+    def forward(self, x):
+        SEEN.append((x.shape[0], weakref.ref(x)))
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate {x.shape[0]} GiB (simulated)")
+        return self.fc(x.flatten(1))
+
+
+def test_out_of_memory_names_the_batch_suggests_one_that_fits_and_frees_memory():
+    SEEN.clear()
+    with pytest.raises(T.TimingError) as info:
+        T.time_model(Greedy(limit=4), batch_size=16, image_size=4, device="cpu", warmup=1,
+                     iters=2)
+    message = str(info.value)
+    assert "out of memory at batch size 16" in message
+    assert "batch size 4 fits" in message
+    assert "simulated" in message
+    assert [size for size, _ in SEEN] == [16, 8, 4]  # the failure, then halving until it fits
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    del info
+    import gc
+
+    gc.collect()
+    assert all(ref() is None for _, ref in SEEN)  # every batch of every attempt is released
+    SEEN.clear()
+    result = T.time_model(Greedy(limit=4), batch_size=4, image_size=4, device="cpu",
+                          warmup=1, iters=2)  # the next call works
+    assert result.batch_size == 4 and len(result.times_ms) == 2
+
+
+def test_out_of_memory_even_at_batch_one():
+    with pytest.raises(T.TimingError, match="at batch size 2 .* not even batch size 1 fits"):
+        T.time_model(Greedy(limit=0), batch_size=2, image_size=4, device="cpu", warmup=0,
+                     iters=1)
+
+
+def test_what_counts_as_out_of_memory():
+    assert T._is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert T._is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                                  "allocate 10 bytes"))
+    assert T._is_oom(MemoryError())
+    assert not T._is_oom(RuntimeError("shape mismatch"))
+    assert not T._is_oom(ValueError("out of memory"))
+
+
+# -- settings ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("settings, message", [
+    ({"dtype": "tf32"}, "'tf32' needs a CUDA GPU"),
+    ({"cuda_graphs": True}, "CUDA graphs need a CUDA GPU"),
+    ({"dtype": "fp8"}, "dtype: 'fp8' is not allowed; expected one of fp32, tf32, bf16, fp16"),
+    ({"mode": "eval"}, "mode: 'eval' is not allowed"),
+    ({"fast": True, "mode": "train"}, "folding BN .* only for inference"),
+    ({"batch_size": 0}, "batch_size: 0 is not allowed"),
+    ({"iters": 0}, "iters: 0 is not allowed"),
+    ({"compile": True, "warmup": 0}, "warmup: 0 is not allowed"),
+    ({"device": "tpu"}, "device: 'tpu' is not allowed"),
+])
+def test_impossible_settings_on_the_cpu_are_refused(settings, message):
+    settings = {"device": "cpu", **settings}
+    with pytest.raises(T.TimingSettingError, match=message):
+        T.time_model(TINY, **settings)
+
+
+@needs_no_cuda
+def test_cuda_without_cuda_is_refused_and_auto_means_cpu():
+    with pytest.raises(T.TimingSettingError, match="'cuda' is not available"):
+        T.time_model(TINY, device="cuda")
+    assert T.resolve_device("auto") == torch.device("cpu")
+    assert T.available_devices() == ["cpu"]
+
+
+def test_time_model_refuses_other_inputs():
+    with pytest.raises(TypeError, match="ResNeXtSpec or a torch.nn.Module"):
+        T.time_model("resnext50_32x4d", device="cpu")
+
+
+def test_compile_failure_is_reported(monkeypatch):
+    def broken_compile(model, mode=None):
+        def call(*args):
+            raise RuntimeError("no C compiler (simulated)")
+        return call
+
+    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    with pytest.raises(T.TimingError, match="torch.compile failed: RuntimeError: no C compiler"):
+        T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
+
+
+@pytest.mark.slow
+def test_torch_compile_on_the_cpu():
+    result = T.time_model(TINY, batch_size=2, device="cpu", compile=True, fast=True,
+                          channels_last=True, warmup=1, iters=2)
+    assert result.settings["compile_mode"] == "default"
+    assert result.images_per_s == 2 / result.median_ms * 1000
+    assert "channels_last + compile + fast" in result.summary()
+
+
+# -- forms side by side ------------------------------------------------------------------------
+def test_time_forms_returns_a_b_c_of_the_same_spec():
+    results = T.time_forms(TINY, batch_size=2, device="cpu", warmup=0, iters=1)
+    assert [r.name for r in results] == [f"{TINY.name} form ({f})" for f in "abc"]
+    assert [r.settings["spec"]["form"] for r in results] == ["a", "b", "c"]
+    assert {r.macs_per_image for r in results} == {network_counts(TINY).macs}
+    lines = T.format_table(results).splitlines()
+    assert lines[0].split()[:3] == ["model", "median", "ms"] and len(lines) == 5
+    for line, r in zip(lines[2:], results, strict=True):  # speed relative to form (c)
+        assert line.startswith(r.name)
+        assert f" {r.images_per_s / results[-1].images_per_s:.2f}x" in line
+    assert " 1.00x" in lines[-1]
+
+
+def test_one_block_forms_share_weights_and_macs():
+    spec = PRESETS["resnext50_32x4d"].replace(cardinality=4)
+    modules, shape, macs = T.one_block(spec, stage=0)
+    plan = stage_plans(spec)[0]
+    assert shape == (256, 56, 56)
+    assert macs == block_counts(spec, plan, first=False).macs
+    x = torch.randn(1, *shape)
+    with torch.no_grad():
+        outputs = {form: m.eval()(x) for form, m in modules.items()}
+    for form in "ab":
+        assert T.relative_error(outputs["c"], outputs[form]) <= 1e-5
+    with pytest.raises(T.TimingSettingError, match="stage 4 is not allowed"):
+        T.one_block(spec, stage=4)
+
+
+def test_time_forms_of_one_block():
+    results = T.time_forms(TINY, block=1, batch_size=1, device="cpu", warmup=0, iters=1)
+    plan = stage_plans(TINY)[1]
+    assert [r.name for r in results] == [f"{TINY.name} conv3 block form ({f})" for f in "abc"]
+    assert results[0].settings["input_shape"] == [plan.out_channels, plan.size_out,
+                                                  plan.size_out]
+    assert results[0].macs_per_image == block_counts(TINY, plan, first=False).macs
+
+
+# -- estimate ----------------------------------------------------------------------------------
+def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypatch):
+    monkeypatch.setitem(T._PEAK_CACHE, ("cpu", "fp32"), 0.05)
+    spec = PRESETS["resnext50_32x4d"]
+    ten = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0)
+    twenty = T.estimate_seconds(spec, 8, device="cpu", iters=20, warmup=0)
+    assert twenty == pytest.approx(2 * ten)  # measured peak cached: no overhead
+    per_iter = ten / 10
+    flops = 2 * network_counts(spec).macs * 8
+    assert per_iter > flops / 0.05e12  # never faster than the matmul peak
+    form_a = T.estimate_seconds(spec.replace(form="a"), 8, device="cpu", iters=10, warmup=0)
+    assert form_a > 5 * ten  # form (a) is far slower per multiply-add
+    train = T.estimate_seconds(spec, 8, device="cpu", mode="train", iters=10, warmup=0)
+    assert train == pytest.approx(3 * ten)
+    forms = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0, forms=True)
+    form_b = T.estimate_seconds(spec.replace(form="b"), 8, device="cpu", iters=10, warmup=0)
+    assert forms == pytest.approx(form_a + form_b + ten)
+    compiled = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0, compile=True)
+    assert compiled == pytest.approx(ten + T._COMPILE_S["cpu"])
+
+
+def test_estimate_seconds_without_a_measured_peak_assumes_one(monkeypatch):
+    monkeypatch.setattr(T, "_PEAK_CACHE", {})
+    spec = PRESETS["resnet50"]
+    seconds = T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1, measure=False)
+    assert T._PEAK_CACHE == {}  # nothing measured
+    flops = 2 * network_counts(spec).macs * 4
+    per_iter = (flops / (T._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"] * 1e12 * T._EFFICIENCY["cpu"]["c"])
+                + T._module_calls(spec, "c") * T._PER_CALL_S["cpu"])
+    assert seconds == pytest.approx(4 * per_iter + T._PEAK_MEASURE_S)
+    with pytest.raises(T.TimingSettingError, match="'tf32' needs a CUDA GPU"):
+        T.estimate_seconds(spec, 4, device="cpu", dtype="tf32")
+
+
+# -- the command line --------------------------------------------------------------------------
+def test_cli_time_json(capsys):
+    code = main(["time", *TINY_ARGS, "--batch", "2", "--device", "cpu", "--iters", "2",
+                 "--warmup", "0", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["batch_size"] == 2 and data["device_type"] == "cpu"
+    assert data["images_per_s"] == 2 / data["median_ms"] * 1000
+    assert data["settings"]["spec"] == TINY.to_dict()
+
+
+def test_cli_time_forms_text(capsys):
+    code = main(["time", *TINY_ARGS, "--batch", "1", "--device", "cpu", "--iters", "1",
+                 "--warmup", "0", "--forms"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Forms side by side" in out
+    assert all(f"form ({f})" in out for f in "abc")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--dtype", "tf32"], "'tf32' needs a CUDA GPU"),
+    (["--cuda-graphs"], "CUDA graphs need a CUDA GPU"),
+    (["--fast", "--mode", "train"], "only for inference"),
+])
+def test_cli_gpu_only_options_on_the_cpu_exit_2(capsys, options, message):
+    code = main(["time", *TINY_ARGS, "--device", "cpu", *options])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@needs_no_cuda
+def test_cli_cuda_without_cuda_exits_2(capsys):
+    assert main(["time", *TINY_ARGS, "--device", "cuda"]) == 2
+    assert "'cuda' is not available" in capsys.readouterr().err
+
+
+def test_timing_imports_with_torch_alone():
+    """The GPU machine has torch and torchvision only: builder.timing must not pull in Gradio,
+    torchinfo or graphviz (imported here without builder/__init__, as the benchmark does)."""
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, types; pkg = types.ModuleType('builder'); "
+            f"pkg.__path__ = [{str(root / 'builder')!r}]; sys.modules['builder'] = pkg; "
+            "import builder.timing; "
+            "print(sorted(m for m in ('gradio', 'torchinfo', 'graphviz') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": ""}).stdout
+    assert out.strip() == "[]"
+
+
+# -- GPU ---------------------------------------------------------------------------------------
+@needs_cuda
+def test_gpu_timing_records_memory_and_restores_flags():
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark)
+    result = T.time_model(TINY, batch_size=4, device="cuda", warmup=2, iters=5)
+    assert result.device_type == "cuda"
+    assert result.device_name == torch.cuda.get_device_name()
+    assert result.peak_memory_bytes > 0
+    assert result.settings["timer"] == "CUDA events" and result.settings["tf32"] is False
+    assert result.images_per_s == 4 / result.median_ms * 1000
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark) == flags
+
+
+@needs_cuda
+@pytest.mark.parametrize("settings", [
+    {"dtype": "tf32"},
+    {"dtype": "bf16", "channels_last": True, "fast": True},
+    {"dtype": "fp16", "cuda_graphs": True},
+    {"dtype": "bf16", "cuda_graphs": True, "mode": "train"},
+    {"dtype": "fp16", "mode": "train"},
+])
+def test_gpu_settings(settings):
+    result = T.time_model(TINY, batch_size=4, device="cuda", warmup=2, iters=3, **settings)
+    assert {k: result.settings[k] for k in settings} == settings
+    assert len(result.times_ms) == 3 and result.peak_percent > 0
+
+
+@needs_cuda
+def test_gpu_out_of_memory_is_caught_and_the_next_call_works():
+    free, _ = torch.cuda.mem_get_info()
+    before = torch.cuda.memory_allocated()
+    huge = free // (64 * 512 * 512 * 4) + 1  # one 64-channel activation exceeds free memory
+    with pytest.raises(T.TimingError, match=f"out of memory at batch size {huge}"):
+        T.time_model(TINY, batch_size=huge, image_size=512, device="cuda", warmup=0, iters=1)
+    assert torch.cuda.memory_allocated() == before
+    assert T.time_model(TINY, batch_size=2, device="cuda", warmup=0, iters=1).batch_size == 2
