@@ -8,6 +8,8 @@ out as the target form. Stem, shortcuts and classifier have the same keys in eve
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -156,8 +158,10 @@ def check_equivalence(spec, batch_size: int = 2, seed: int = 0,
         base = source.to(dtype)
         for form in others:
             for mode in modes:
-                # fresh copies per mode: train mode updates the running statistics
-                ref = convert(base, spec.form).train(mode == "train")
+                # fresh copies per mode: train mode updates the running statistics. The
+                # reference is the built model itself, not a conversion of it, so that a
+                # fault common to every conversion cannot cancel out.
+                ref = copy.deepcopy(base).train(mode == "train")
                 other = convert(base, form).train(mode == "train")
                 with torch.no_grad():
                     expected = ref(batch.to(dtype))

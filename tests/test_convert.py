@@ -79,3 +79,17 @@ def test_convert_rejects_bad_form_and_foreign_models():
         convert(model, "d")
     with pytest.raises(TypeError, match="made by builder.build_model"):
         convert(torch.nn.Linear(2, 2), "a")
+
+
+@pytest.mark.parametrize("name", ["resnext50_32x4d", "resnext29_8x64d"])
+def test_a_real_preset_converts_exactly(name):
+    """Every stage and block of a full preset, float64, eval and train mode, at a small image.
+
+    Small, but not too small: at 32x32 ResNeXt-50's last stage is 1x1, and train-mode BN then
+    normalises each channel over 2 values (batch 2), which amplifies float64 rounding to
+    ~5e-8. At 64x64 (2x2, 8 values per channel) the forms agree to ~1e-13."""
+    spec = PRESETS[name].replace(image_size=64 if PRESETS[name].stem == "imagenet" else 8)
+    rows = check_equivalence(spec, batch_size=2, dtypes=(torch.float64,))
+    assert [(r["form"], r["mode"]) for r in rows] == [
+        ("a", "eval"), ("a", "train"), ("b", "eval"), ("b", "train")]
+    assert max(r["max_abs_diff"] for r in rows) <= BOUND_FLOAT64_ABS, rows

@@ -1,6 +1,7 @@
 """spec -> model: torchvision's keys and shapes for form (c), the paper's paths for (a) and
 (b), output shapes, gradients, stride placement, stems, the basic block."""
 
+import importlib.util
 import json
 import pathlib
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from builder import PRESETS, build_model, count_params, describe
+from builder import PRESETS, build_model, convert, count_params, describe
 from builder import blocks as B
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" /
@@ -23,6 +24,38 @@ def test_form_c_has_torchvision_state_dict(name):
     got = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert got == expected["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == expected["params"]
+
+
+def _golden_script():
+    path = pathlib.Path(__file__).parents[1] / "scripts" / "torchvision_golden.py"
+    loader = importlib.util.spec_from_file_location("torchvision_golden", path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)  # imports torch only: torchvision is imported in main()
+    return module
+
+
+GOLDEN_OUTPUTS = json.loads((pathlib.Path(__file__).parent / "golden" /
+                             "torchvision_outputs.json").read_text())
+
+
+@pytest.mark.parametrize("form", "cab")
+@pytest.mark.parametrize("name", sorted(GOLDEN_OUTPUTS["models"]))
+def test_outputs_equal_torchvisions(name, form):
+    """With the same weights (set by a formula), our model gives torchvision's output: form (c)
+    loads the weights with strict=True, forms (a) and (b) are converted from it. The golden
+    outputs are torchvision's own, in float64 (scripts/torchvision_golden.py --write)."""
+    golden = _golden_script()
+    spec = PRESETS[name].replace(num_classes=GOLDEN_OUTPUTS["num_classes"])
+    model = build_model(spec, dtype=torch.float64)
+    model.load_state_dict(golden.deterministic_state(model), strict=True)
+    if form != "c":
+        model = convert(model, form)
+    with torch.no_grad():
+        got = model.eval()(golden.golden_batch())
+    expected = torch.tensor(GOLDEN_OUTPUTS["models"][name], dtype=torch.float64)
+    assert got.shape == expected.shape == (2, 10)
+    assert expected.abs().max() > 0.1  # a real signal, not a vanished one
+    assert (got - expected).abs().max().item() <= 1e-10
 
 
 @pytest.mark.parametrize("form", "abc")
@@ -129,3 +162,21 @@ def test_every_parameter_gets_a_gradient(kind, form):
 def test_build_model_rejects_non_spec():
     with pytest.raises(TypeError, match="expects a ResNeXtSpec"):
         build_model({"cardinality": 32})
+
+
+@pytest.mark.parametrize("form", "abc")
+@pytest.mark.parametrize("name", ["resnet18", "resnext50_32x4d", "resnext29_8x64d"])
+def test_every_parameter_of_a_real_preset_gets_a_gradient(name, form):
+    """The full presets (every stage, every block), at a small image to keep it quick."""
+    spec = PRESETS[name].replace(form=form, image_size=32 if spec_is_imagenet(name) else 16)
+    torch.manual_seed(0)
+    model = build_model(spec).train()
+    out = model(torch.randn(2, 3, spec.image_size, spec.image_size))
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+    assert sum(p.numel() for p in model.parameters()) == count_params(spec)
+
+
+def spec_is_imagenet(name: str) -> bool:
+    return PRESETS[name].stem == "imagenet"
