@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from html import escape
 
-# Mid-tone colours that keep contrast on white and on near-black backgrounds.
+# Mid-tone bar colours that keep contrast on white and on near-black backgrounds. Text takes
+# the page's own text colour (currentColor): dark on a light page, light on a dark one.
 COLORS = ("#6366f1", "#f59e0b", "#10b981", "#ef4444", "#0ea5e9", "#a855f7")
-TEXT = "#64748b"
+TEXT = "currentColor"
 
 
 def bars_svg(title: str, rows: list[tuple[str, float, str]], color: str = COLORS[0],

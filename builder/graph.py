@@ -38,9 +38,11 @@ Network view:
                                   for the identical blocks 2..depth, absent at depth 1
     cluster_head: head_info, avgpool, fc, output
     (*_info are the captions: repeat count, channels, width, size, params, multiply-adds)
-Edges: id "{tail}-{head}" (node ids contain no "-"). Each node's SVG class names its kind:
-io, conv1x1, conv3x3, gconv3x3, conv, bn, relu, merge, shortcut, pool, fc, elision, block,
-caption.
+Edges: id "{tail}-{head}" (node ids contain no "-"). A block's edges carry the tensor shape,
+channels×H×W: x into each path (form (c): into conv1) and into the shortcut (the identity edge
+says "identity"), each conv's output, each path's output, the sum, and the addition.
+Each node's SVG class names its kind: io, conv1x1, conv3x3, gconv3x3, conv, bn, relu, merge,
+shortcut, pool, fc, elision, block, caption.
 """
 
 from __future__ import annotations
@@ -67,12 +69,18 @@ FORMATS = ("svg", "png", "dot")
 INSTALL_HINT = ("install Graphviz: `apt-get install graphviz` (Debian, Ubuntu), "
                 "`brew install graphviz` (macOS), or see https://graphviz.org/download/")
 
-# Pastel fills with near-black text read the same on a light and a dark page; edges and their
-# labels are a mid slate that keeps contrast above 4:1 on white and on near-black. Colours are
-# 6-digit hex: Graphviz 2.43 rejects the short form.
+# The drawing brings its own white background, so an SVG or PNG reads the same on a light
+# page, on a dark one (Gradio's #0b0f19) and on its own: no text colour reaches WCAG's 4.5:1
+# on both white and near-black (the best grey gets about 4.35:1), so text is never drawn on a
+# transparent background. Text is dark on pastel fills, the title near-black and edge labels
+# slate, all at least 4.5:1 on what they sit on (tests/test_graph.py computes the ratios).
+# Colours are 6-digit hex: Graphviz 2.43 rejects the short form.
 FONT = "Helvetica,Arial,sans-serif"
-TEXT = "#111827"
-LINE = "#64748b"
+BACKGROUND = "#ffffff"
+TEXT = "#111827"  # node text, cluster titles and captions
+TITLE = "#1e293b"  # the drawing's title and notes, on BACKGROUND
+LABEL = "#475569"  # edge labels (shapes), on BACKGROUND or on CLUSTER_FILL
+LINE = "#64748b"  # edge strokes: graphics, not text
 BORDER = "#475569"
 CLUSTER_FILL = "#f8fafc"
 FILL = {
@@ -141,15 +149,15 @@ class _Drawing:
     def __init__(self, name: str, title: str, subtitle: list[str], rankdir: str):
         self.graph = _graphviz().Digraph(
             name,
-            graph_attr={"rankdir": rankdir, "bgcolor": "transparent", "fontname": FONT,
-                        "fontcolor": LINE, "labelloc": "t", "labeljust": "c",
-                        "nodesep": "0.25", "ranksep": "0.3", "pad": "0.2",
+            graph_attr={"rankdir": rankdir, "bgcolor": BACKGROUND, "fontname": FONT,
+                        "fontcolor": TITLE, "labelloc": "t", "labeljust": "c",
+                        "nodesep": "0.25", "ranksep": "0.3", "pad": "0.25",
                         "fontsize": "16", "label": _html(title, *subtitle, size=15),
                         "id": name},
             node_attr={"fontname": FONT, "fontcolor": TEXT, "fontsize": "12",
                        "shape": "box", "style": "rounded,filled", "color": BORDER,
                        "penwidth": "1.2", "margin": "0.12,0.05", "height": "0.3"},
-            edge_attr={"fontname": FONT, "fontcolor": LINE, "fontsize": "10", "color": LINE,
+            edge_attr={"fontname": FONT, "fontcolor": LABEL, "fontsize": "10", "color": LINE,
                        "arrowsize": "0.7", "penwidth": "1.2"})
 
     def node(self, graph, name: str, kind: str, label: str, **attrs) -> str:
@@ -252,7 +260,11 @@ def draw_block(spec: ResNeXtSpec, stage: int = 0, block_index: int = 0) -> graph
 def _block_notes(spec: ResNeXtSpec, b: BlockShape) -> list[str]:
     """The lines under the block view's title: what the form is, where the stride is."""
     C, bottleneck = spec.cardinality, spec.block == "bottleneck"
-    if not bottleneck:
+    if C == 1:  # one path: nothing is aggregated, split or grouped
+        kind = "bottleneck" if bottleneck else "basic block"
+        lines = [f"C=1: a plain ResNet {kind} of width d={b.path_width}; the three forms "
+                 "coincide"]
+    elif not bottleneck:
         lines = [f"Depth-2 (basic) block: C={C} two-layer paths of width d={b.path_width} "
                  "aggregate to one wide dense block,",
                  f"C*d={b.width} wide; grouping brings nothing (paper Fig. 4)"]
@@ -263,8 +275,6 @@ def _block_notes(spec: ResNeXtSpec, b: BlockShape) -> list[str]:
                  "then one 1×1"]
     else:
         lines = [f"grouped convolution: the 3×3 has groups=C={C} of d={b.path_width} channels"]
-    if bottleneck and C == 1:
-        lines.append("C=1: a plain ResNet bottleneck; the three forms coincide")
     if b.stride > 1:
         where = ("first 3×3" if not bottleneck else "3×3 (ResNet v1.5, the paper)"
                  if spec.stride_on == "3x3" else "first 1×1 (ResNet v1)")
@@ -305,7 +315,7 @@ def _dense_layers(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
         conv, tail = _unit(d, g, "", 2, _conv(3, w, b.out_channels), "conv3x3", out,
                            relu=False)
         d.edge(g, prev, conv)
-    d.edge(g, "input", first)
+    d.edge(g, "input", first, _shape(b.in_channels, b.size_in))
     return tail
 
 
@@ -314,7 +324,7 @@ def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
     concatenation and the layer after it. Returns the last node before the addition."""
     g, C, form = d.graph, spec.cardinality, spec.form
     bottleneck = spec.block == "bottleneck"
-    out = _shape(b.out_channels, b.size_out)
+    x, out = _shape(b.in_channels, b.size_in), _shape(b.out_channels, b.size_out)
     mid = _shape(b.path_width, b.size_mid)
     shown, elided = drawn_paths(C)
     merge = "sum" if form == "a" else "concat"
@@ -355,7 +365,7 @@ def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
                               _conv(kernel, b.path_width, b.out_channels))
                 d.edge(box, tail, conv)
                 tail = conv
-        d.edge(g, "input", first)
+        d.edge(g, "input", first, x)  # every path reads all of x
         d.edge(g, tail, merge, out if form == "a" else _shape(b.path_width, b.size_out))
 
     k = 3 if bottleneck else 2  # index of the block's last conv and BN
@@ -384,7 +394,7 @@ def _residual(d: _Drawing, b: BlockShape, tail: str) -> None:
                _html(f"shortcut: 1×1 conv, {b.in_channels}→{b.out_channels}",
                      f"projection, stride {b.stride}"))
         d.node(g, "shortcut_bn", "bn", "BN")
-        d.edge(g, "input", "shortcut_conv")
+        d.edge(g, "input", "shortcut_conv", _shape(b.in_channels, b.size_in))
         d.edge(g, "shortcut_conv", "shortcut_bn", out)
         d.edge(g, "shortcut_bn", "add")
     else:
@@ -584,7 +594,16 @@ def cmd_graph(spec: ResNeXtSpec, args) -> int:
             raise UsageError(f"-o: {output!r} has no known suffix; expected "
                              f"{', '.join(SUFFIXES)}")
         fmt = SUFFIXES[suffix]
-    graph = draw(spec, args.view, args.stage, getattr(args, "block_index", 0))
+    stage, block_index = getattr(args, "stage", None), getattr(args, "block_index", None)
+    if args.view == "network":
+        # The network view draws every stage and block; a stage or block asked for would be
+        # ignored
+        for flag, value in (("--stage", stage), ("--block-index", block_index)):
+            if value is not None:
+                raise UsageError(f"{flag}: only for --view block; the network view draws "
+                                 "every stage")
+    graph = draw(spec, args.view, 0 if stage is None else stage,
+                 0 if block_index is None else block_index)
     try:
         data = render(graph, fmt)
     except GraphvizError as exc:

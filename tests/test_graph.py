@@ -6,7 +6,7 @@ node count, the numbers on each layer, the elision count, the captions' exact co
 import os
 import re
 import stat
-import statistics
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -17,9 +17,14 @@ from hypothesis import strategies as st
 from builder import PRESETS, ResNeXtSpec, SpecError, build_model, network_counts, stage_plans
 from builder.cli import main
 from builder.graph import (
+    BACKGROUND,
+    CLUSTER_FILL,
     FILL,
     INSTALL_HINT,
+    LABEL,
     MAX_BLOCK_NODES,
+    TEXT,
+    TITLE,
     GraphvizError,
     draw_block,
     draw_network,
@@ -83,6 +88,17 @@ def test_every_preset_and_form_renders_block_svg(name, form):
     assert found["output"].endswith(f"{plan.out_channels}×{plan.size_out}×{plan.size_out}")
     assert found["shortcut_conv"] == (f"shortcut: 1×1 conv, {plan.in_channels}→"
                                       f"{plan.out_channels} projection, stride 2")
+    # x's shape on every edge out of the input: into each drawn path (form (c): into conv1)
+    # and into the shortcut; the elision's dashed edge stands for paths and carries none
+    x = f"{plan.in_channels}×{plan.size_in}×{plan.size_in}"
+    edges = groups(svg, "edge")
+    heads = {"c": ["conv1"]}.get(form, [f"path{i}_conv1" for i in
+                                        ([0, 1, spec.cardinality - 1] if spec.cardinality > 4
+                                         else range(spec.cardinality))])
+    expected = {f"input-{h}": x for h in heads + ["shortcut_conv"]}
+    if spec.cardinality > 4 and form != "c":
+        expected["input-paths_elided"] = ""
+    assert {k: v for k, v in edges.items() if k.startswith("input-")} == expected
 
 
 @pytest.mark.parametrize("form", ["a", "b", "c"])
@@ -185,10 +201,15 @@ def test_form_a_numbers_match_the_paper_figure():
     assert found["bn3"] == "BN on the sum"
     assert "shortcut_conv" not in found
     edges = groups(svg, "edge")
-    assert edges["input-add"] == "identity 256×56×56"
-    assert edges["path0_conv1-path0_bn1"] == "4×56×56"
-    assert edges["path31_conv3-sum"] == "256×56×56"
-    assert edges["add-relu"] == "256×56×56"
+    labelled = {k: v for k, v in edges.items() if v}
+    # every shape change is labelled once, and nothing more: x into each path and the
+    # identity, each conv's output in each path, each path's output, the sum, the addition
+    x = "256×56×56"
+    expected = {"input-add": f"identity {x}", "sum-bn3": x, "add-relu": x}
+    for i in (0, 1, 31):
+        expected |= {f"input-path{i}_conv1": x, f"path{i}_conv1-path{i}_bn1": "4×56×56",
+                     f"path{i}_conv2-path{i}_bn2": "4×56×56", f"path{i}_conv3-sum": x}
+    assert labelled == expected
     clusters = groups(svg, "cluster")
     assert clusters["cluster_path0"] == "path 1"
     assert clusters["cluster_path31"] == "path 32 of 32"
@@ -210,9 +231,10 @@ def test_form_b_and_c_numbers():
     assert found["conv3"] == "1×1 conv, 256→512"
     assert [k for k in found if k.startswith("relu")] == ["relu1", "relu2", "relu"]
     edges = groups(svg, "edge")
-    assert edges["conv1-bn1"] == "256×56×56"
-    assert edges["conv2-bn2"] == "256×28×28"
-    assert edges["shortcut_conv-shortcut_bn"] == "512×28×28"
+    assert {k: v for k, v in edges.items() if v} == {
+        "input-conv1": "256×56×56", "conv1-bn1": "256×56×56", "conv2-bn2": "256×28×28",
+        "conv3-bn3": "512×28×28", "input-shortcut_conv": "256×56×56",
+        "shortcut_conv-shortcut_bn": "512×28×28", "add-relu": "512×28×28"}
 
 
 @pytest.mark.parametrize("form", ["a", "b", "c"])
@@ -241,6 +263,23 @@ def test_basic_block_says_it_is_a_wide_dense_block():
     dense = nodes(block_svg(spec.replace(form="c"), stage=2))
     assert dense["conv1"] == "3×3 conv, 128→512 stride 2"  # no groups: it is dense
     assert dense["conv2"] == "3×3 conv, 512→256"
+
+
+def title_text(svg: str) -> str:
+    return " ".join(t.text for t in parse(svg).find(f"{SVG}g").findall(f"{SVG}text"))
+
+
+@pytest.mark.parametrize("form", ["a", "b", "c"])
+@pytest.mark.parametrize(("block", "kind"), [("basic", "basic block"),
+                                             ("bottleneck", "bottleneck")])
+def test_cardinality_one_is_called_a_plain_resnet_block(block, kind, form):
+    spec = PRESETS["resnet18"].replace(block=block, form=form)
+    assert spec.cardinality == 1
+    notes = title_text(block_svg(spec, stage=1)).split(f", form ({form})", 1)[1]
+    expected = f"C=1: a plain ResNet {kind} of width d=128; the three forms coincide"
+    stride = "first 3×3" if block == "basic" else "3×3 (ResNet v1.5, the paper)"
+    assert notes.strip() == f"{expected} stride 2 on the {stride}"
+    assert "aggregate" not in notes and "paths" not in notes
 
 
 @pytest.mark.parametrize("form", ["a", "b", "c"])
@@ -304,23 +343,117 @@ def test_style_uses_six_digit_colours_and_a_class_per_kind():
     source = draw_block(R50.replace(form="a")).source + draw_network(R50).source
     colours = set(re.findall(r'"(#[0-9a-fA-F]+)"', source))
     assert colours and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
-    assert "bgcolor=transparent" in source
+    assert f'bgcolor="{BACKGROUND}"' in source and "transparent" not in source
     kinds = {g.get("class").split()[1] for g in parse(block_svg(R50.replace(form="a"))).iter(
         f"{SVG}g") if g.get("class", "").startswith("node ")}
     assert kinds == {"io", "conv1x1", "conv3x3", "bn", "relu", "merge", "elision", "shortcut"}
     assert kinds <= set(FILL)
 
 
-def test_building_a_graph_is_fast():
+def test_drawing_builds_no_model_and_runs_no_dot(monkeypatch):
+    """What keeps drawing cheap: the numbers come from formulas (stage_plans, network_counts),
+    not from a torch model, and building the Digraph runs no `dot`. Both are forbidden here;
+    every stage of the largest preset, in every form, still draws."""
+    import torch
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("drawing must not build a torch module or run a program")
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", forbidden)
+    monkeypatch.setattr(subprocess, "run", forbidden)
+    monkeypatch.setattr(subprocess, "Popen", forbidden)
     spec = PRESETS["resnext101_64x4d"]
-    for make in (lambda: draw_block(spec.replace(form="a"), 2), lambda: draw_network(spec)):
-        make()
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            make()
-            times.append(time.perf_counter() - start)
-        assert statistics.median(times) < 0.1
+    with pytest.raises(AssertionError):
+        torch.nn.Linear(1, 1)  # the patch is in force
+    for form in "abc":
+        for stage in range(len(spec.depths)):
+            source = render(draw_block(spec.replace(form=form), stage), "dot").decode()
+            assert source.startswith(f"digraph block_layer{stage + 1}_0_{form} {{")
+        assert "layer3_rest" in render(draw_network(spec.replace(form=form)), "dot").decode()
+
+
+# -- colours: WCAG contrast of every text on what it is drawn on ------------------------------
+
+NAMED = {"white": "#ffffff", "black": "#000000"}
+
+
+def luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a #rrggbb colour."""
+    colour = NAMED.get(colour, colour)
+    assert re.fullmatch(r"#[0-9a-f]{6}", colour), colour
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_formula_and_why_the_drawing_has_its_own_background():
+    assert contrast("#ffffff", "#000000") == pytest.approx(21.0)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)  # WCAG's AA grey
+    # the old edge-label colour on Gradio's light and dark pages
+    assert contrast("#64748b", "#ffffff") == pytest.approx(4.76, abs=0.01)
+    assert contrast("#64748b", "#0b0f19") == pytest.approx(4.02, abs=0.01)
+    assert contrast("#64748b", "#1f2937") == pytest.approx(3.08, abs=0.01)
+    # no grey reaches 4.5:1 on both white and #0b0f19, so no text may sit on a transparent
+    # background: the drawing brings its own
+    best = max(min(contrast(f"#{v:02x}{v:02x}{v:02x}", "#ffffff"),
+                   contrast(f"#{v:02x}{v:02x}{v:02x}", "#0b0f19")) for v in range(256))
+    assert best == pytest.approx(4.35, abs=0.01)
+
+
+def shape_fill(g: ET.Element) -> str | None:
+    """The fill of a node's or cluster's own shape (None: it has none, like a caption)."""
+    for child in g:
+        if child.tag in (f"{SVG}polygon", f"{SVG}path", f"{SVG}ellipse"):
+            fill = child.get("fill")
+            return None if fill in (None, "none", "transparent") else NAMED.get(fill, fill)
+    return None
+
+
+@pytest.mark.parametrize("svg", [
+    lambda: block_svg(R50.replace(form="a"), 0, 1),  # clusters, elision, identity
+    lambda: block_svg(R50.replace(form="b"), 1),  # projection shortcut
+    lambda: block_svg(R50, 3),  # form (c): the grouped 3x3
+    lambda: block_svg(PRESETS["resnet34"].replace(cardinality=2, form="a"), 1),  # basic
+    lambda: render(draw_network(R50), "svg").decode(),  # captions, stem, pool, fc
+], ids=["block_a", "block_b_projection", "block_c", "basic", "network"])
+def test_every_text_has_contrast_on_what_it_is_drawn_on(svg):
+    """Each <text> against its background: node text on its node's fill; cluster titles on
+    the cluster's fill; the title on the drawing's background; edge labels and unfilled
+    captions, which may fall anywhere, on the background and on every cluster fill."""
+    root = parse(svg())
+    graph = root.find(f"{SVG}g")
+    assert shape_fill(graph) == BACKGROUND  # opaque: the page's own colour never shows
+    clusters = {g.get("id"): shape_fill(g) for g in root.iter(f"{SVG}g")
+                if g.get("class") == "cluster"}
+    anywhere = {BACKGROUND} | {fill for fill in clusters.values() if fill}
+    pairs = {(t.get("fill", "#000000"), BACKGROUND) for t in graph.findall(f"{SVG}text")}
+    for g in root.iter(f"{SVG}g"):
+        kind = g.get("class", "").split()[:1]
+        texts = {t.get("fill", "#000000") for t in g.iter(f"{SVG}text")}
+        own = shape_fill(g)
+        backgrounds = {own} if kind in (["node"], ["cluster"]) and own else anywhere
+        pairs |= {(text, bg) for text in texts for bg in backgrounds}
+    assert {text for text, _ in pairs} <= {TEXT, TITLE, LABEL}
+    assert {TEXT, TITLE} <= {text for text, _ in pairs}
+    ratios = {(text, bg): round(contrast(text, bg), 2) for text, bg in pairs}
+    assert min(ratios.values()) >= 4.5, {k: v for k, v in ratios.items() if v < 4.5}
+
+
+def test_module_text_colours_have_contrast_on_every_fill():
+    """The constants themselves, whichever drawing uses them: node text on every fill; the
+    title, edge labels and captions on the background and the cluster fill."""
+    for kind, fill in FILL.items():
+        assert contrast(TEXT, fill) >= 4.5, kind
+    for text in (TEXT, TITLE, LABEL):
+        for bg in (BACKGROUND, CLUSTER_FILL):
+            assert contrast(text, bg) >= 4.5, (text, bg)
+    assert len(set(FILL[k] for k in ("io", "conv1x1", "conv3x3", "gconv3x3", "bn", "relu",
+                                      "merge", "shortcut", "pool", "fc"))) == 10
 
 
 # -- when `dot` is missing, fails or hangs ----------------------------------------------------
@@ -386,6 +519,17 @@ def test_cli_writes_svg_png_and_dot(tmp_path, capsys):
     assert "no known suffix" in capsys.readouterr().err
     assert main(["graph", "--stage", "7"]) == 2
     assert "stage: 7 is not allowed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--stage", "2"], ["--block-index", "1"]])
+def test_cli_network_view_refuses_block_options(option, tmp_path, capsys):
+    out = tmp_path / "n.svg"
+    assert main(["graph", "--view", "network", *option, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (f"error: {option[0]}: only for --view block; the "
+                                       "network view draws every stage\n")
+    assert not out.exists()
+    assert main(["graph", "--view", "block", *option, "-o", str(out)]) == 0
+    assert out.exists()
 
 
 def test_builder_imports_without_graphviz_package():
