@@ -12,8 +12,10 @@ import sys
 from collections.abc import Callable
 
 from .complexity import network_counts
+from .guards import Limits
 from .network import describe
 from .spec import BLOCKS, FORMS, PRESETS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
+from .summary import BATCH_RANGE, DEPTH_RANGE
 
 
 class UsageError(Exception):
@@ -23,6 +25,41 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints usage + message; we want one line
         raise UsageError(f"{self.prog}: {message}")
+
+
+# The ranges of the whole-number options that are not spec fields. A value outside is refused
+# by the parser (exit 2, one line), before anything is built or seeded: torch's generators
+# take a seed of at most 64 bits, and an iteration count of 10**23 would never end.
+SEED_RANGE = (0, 2**63 - 1)
+CHECK_BATCH_RANGE = (1, Limits().max_batch_size)  # check builds on the CPU, in float64
+TIME_BATCH_RANGE = (1, Limits.for_device("cuda").max_batch_size)
+WARMUP_RANGE = (0, 10_000)
+ITERS_RANGE = (1, 100_000)
+
+
+def _shown(text: str, value: int | None) -> str:
+    """The value as the message shows it: a number as it is, anything else quoted; cut to
+    about 40 characters (a 5000-digit number stays one short line)."""
+    shown = str(value) if value is not None else repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def whole_number(flag: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number from lo to hi, else a UsageError naming the flag,
+    the value and the range (argparse would only say "invalid int value")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or over Python's 4300-digit limit
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise UsageError(f"{flag}: {_shown(text, value)} is not allowed; expected a whole "
+                             f"number from {lo} to {hi}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -49,7 +86,9 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--in-channels", type=int)
     group.add_argument("--image-size", type=int)
     group.add_argument("--stem-width", type=int)
-    group.add_argument("--zero-init-residual", action="store_true", default=None)
+    group.add_argument("--zero-init-residual", action=argparse.BooleanOptionalAction,
+                       default=None, help="start each block's last BN at zero (or not, "
+                       "overriding --preset or --config)")
 
 
 def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
@@ -146,7 +185,8 @@ def cmd_check(spec: ResNeXtSpec, args) -> int:
 
 
 def _time_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch", type=int, default=8, help="images per iteration (default 8)")
+    p.add_argument("--batch", type=whole_number("--batch", *TIME_BATCH_RANGE), default=8,
+                   help="images per iteration (default 8)")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
                    help="auto: CUDA when available, else the CPU")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
@@ -164,9 +204,12 @@ def _time_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, action="store_true", help=text)
     p.add_argument("--one-block", type=int, metavar="STAGE",
                    help="time one block of this stage (0 = conv2) instead of the network")
-    p.add_argument("--warmup", type=int, help="untimed iterations (default: CPU 2, GPU 10)")
-    p.add_argument("--iters", type=int, help="timed iterations (default: CPU 10, GPU 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=whole_number("--warmup", *WARMUP_RANGE),
+                   help="untimed iterations (default: CPU 2, GPU 10)")
+    p.add_argument("--iters", type=whole_number("--iters", *ITERS_RANGE),
+                   help="timed iterations (default: CPU 10, GPU 50)")
+    p.add_argument("--seed", type=whole_number("--seed", *SEED_RANGE), default=0,
+                   help="seeds the weights and the batch (default 0)")
 
 
 def cmd_time(spec: ResNeXtSpec, args) -> int:
@@ -179,9 +222,10 @@ def cmd_time(spec: ResNeXtSpec, args) -> int:
 
 
 def _summary_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--depth", type=int, default=3,
+    p.add_argument("--depth", type=whole_number("--depth", *DEPTH_RANGE), default=3,
                    help="how deep the rows go: 1 stem, stages, head; 3 each block's layers")
-    p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
+    p.add_argument("--batch", type=whole_number("--batch", *BATCH_RANGE), default=1,
+                   help="images per batch (default 1)")
     p.add_argument("--rows", action="store_true",
                    help="print the rows with a groups column instead of torchinfo's table")
     p.add_argument("--json", action="store_true", help="print rows and totals as JSON")
@@ -213,16 +257,19 @@ COMMANDS: dict[str, Command] = {
     "info": ("per-stage table of channels, sizes, params and multiply-adds",
              lambda p: p.add_argument("--json", action="store_true"), cmd_info),
     "check": ("convert to the other forms and print the max |difference| per form and dtype",
-              lambda p: (p.add_argument("--batch", type=int, default=4),
-                         p.add_argument("--seed", type=int, default=0),
+              lambda p: (p.add_argument("--batch", type=whole_number("--batch",
+                                                                    *CHECK_BATCH_RANGE),
+                                        default=4),
+                         p.add_argument("--seed", type=whole_number("--seed", *SEED_RANGE),
+                                        default=0),
                          p.add_argument("--json", action="store_true")), cmd_check),
     "time": ("time on a random batch: median ms, img/s, TFLOP/s and percent of the matmul peak",
              _time_arguments, cmd_time),
     "graph": ("draw the block or the network with Graphviz: -o FILE.svg, FILE.png or FILE.dot",
               lambda p: (p.add_argument("--view", choices=("block", "network"), default="block"),
-                         p.add_argument("--stage", type=int, default=0,
+                         p.add_argument("--stage", type=int, default=None,
                                         help="block view: 0-based stage, 0 = conv2 (default 0)"),
-                         p.add_argument("--block-index", type=int, default=0,
+                         p.add_argument("--block-index", type=int, default=None,
                                         help="block view: 0-based block in the stage (default "
                                              "0, the first, which strides and projects)"),
                          p.add_argument("-o", "--output", metavar="FILE",
@@ -253,8 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         spec = spec_from_args(args)
-        if getattr(args, "batch", 1) is not None and getattr(args, "batch", 1) < 1:
-            raise UsageError(f"--batch: {args.batch} is not allowed; expected 1 or more")
         return COMMANDS[args.command][2](spec, args)
     except (UsageError, SpecError) as exc:
         # one line whatever the user typed: argparse quotes some arguments as they are

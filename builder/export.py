@@ -1,11 +1,15 @@
 """spec -> one standalone Python file (needs only torch), the spec as JSON, and ONNX.
 
 The Python file is not a second implementation. Its classes are builder/blocks.py's own
-definitions, copied unchanged from `inspect.getsource(builder.blocks)`: the two conv helpers,
-the block class of the spec's (block, form) and whatever it uses, and the `ResNeXt` network,
-found by following the names each definition uses. What is written around them is generated: a
-docstring, a `BLOCK_CLASSES` table with only the included block, a `build_model()` with the
-spec's values, and a `__main__` that runs a random batch.
+definitions, copied from `inspect.getsource(builder.blocks)`: the two conv helpers, the block
+class of the spec's (block, form) and whatever it uses, and the `ResNeXt` network, found by
+following the names each definition uses. Their code is copied unchanged; so are their
+docstrings, except three argument entries of ResNeXt's (`block`, `form`, `init_weights`), which
+in blocks.py point to its module docstring and to builder's own use of the meta device: in the
+file they say which block and form it has (`_standalone_docstring`). What is written around
+them is generated: a docstring, a `BLOCK_CLASSES` table with only the included block, a
+`build_model()` with the spec's values, and a `__main__` that runs a random batch. Generated
+lines fit in 100 columns, the project's ruff setting, for every valid spec.
 
 Nothing a user types reaches the source. The spec is validated again, and every value written
 is an exact int (or a bool) or a string taken from the fixed sets in builder.spec, never the
@@ -15,16 +19,20 @@ object the caller passed: a str or int subclass with a clever `__repr__` writes 
 from __future__ import annotations
 
 import ast
+import errno
 import functools
 import inspect
 import json
 import sys
+import textwrap
+import threading
 from pathlib import Path
 
 import torch
 
 from . import blocks
 from .complexity import network_counts
+from .guards import check as check_resources
 from .network import build_model
 from .spec import BLOCKS, FORMS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
 
@@ -32,6 +40,7 @@ CHOICES = {"form": tuple(FORMS), "block": BLOCKS, "stem": STEMS, "stride_on": ST
 INTS = ("cardinality", "width_per_group", "num_classes", "in_channels", "image_size",
         "stem_width")
 ALLOWED_IMPORTS = {"__future__", "torch"}  # the exported file must need nothing else
+LINE_LENGTH = 100  # pyproject.toml's [tool.ruff] line-length; tests/test_export.py runs ruff
 
 # A short "why" for each argument of build_model(), as the file's comments.
 NOTES = {
@@ -110,10 +119,20 @@ def _literal(value) -> str:
 
 
 # -- the definitions of builder/blocks.py ------------------------------------------------------
-@functools.lru_cache(maxsize=1)
+_BLOCKS_LOCK = threading.Lock()
+
+
 def _blocks_source() -> tuple[list[str], dict[str, ast.stmt], list[ast.stmt]]:
     """builder/blocks.py (`inspect.getsource` of the module) as lines, its top-level
-    definitions by name in file order, and its import statements."""
+    definitions by name in file order, and its import statements. Parsed once, under a lock:
+    in CPython 3.11 two threads in ast.parse at once can fail with "AST constructor recursion
+    depth mismatch" (gh-106905), and the app exports from several threads."""
+    with _BLOCKS_LOCK:
+        return _parse_blocks()
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_blocks() -> tuple[list[str], dict[str, ast.stmt], list[ast.stmt]]:
     source = inspect.getsource(blocks)
     named, imports = {}, []
     for node in ast.parse(source).body:
@@ -135,6 +154,58 @@ def _segment(node: ast.stmt) -> str:
     lines = _blocks_source()[0]
     first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     return "\n".join(lines[first - 1:node.end_lineno])
+
+
+# ResNeXt's argument entries that the standalone file words differently (see the docstring of
+# this module), each one paragraph, wrapped to LINE_LENGTH. {block} and {form} are the file's.
+STANDALONE_ARGS = {
+    "block": 'block: "{block}", the one block type in this file (see BLOCK_CLASSES).',
+    "form": 'form: "{form}", the one form in this file: class {block_class}. The paper\'s three '
+            "forms compute the same function: {forms}. ResNeXt Block Builder "
+            "(builder/blocks.py) has all three.",
+    "init_weights": "init_weights: apply torchvision's initialisation. Default True; False "
+                    "leaves PyTorch's defaults (quicker when weights are loaded next).",
+}
+FORM_TEXT = {
+    "bottleneck": "(a) C paths summed, (b) C paths concatenated, then one 1x1, (c) one 3x3 "
+                  "with groups=C",
+    "basic": "(a) C paths summed, (b) C paths concatenated, then one 3x3, (c) one dense "
+             "block C*d wide (paper Fig. 4)",
+}
+
+
+def _standalone_docstring(segment: str, node: ast.ClassDef, block: str, form: str) -> str:
+    """The ResNeXt class's source with the `STANDALONE_ARGS` entries of its docstring
+    rewritten; code and every other line unchanged. An entry is its `name:` line and the
+    more indented lines after it. Raises RuntimeError where an entry is missing (blocks.py
+    changed: update STANDALONE_ARGS), so the file can never silently keep the old text."""
+    doc = node.body[0]
+    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)):
+        raise RuntimeError(f"builder/blocks.py: {node.name} has no docstring to adapt")
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    lines = segment.split("\n")
+    start, end = doc.lineno - first, doc.end_lineno - first  # the docstring's lines
+    values = {"block": block, "form": form, "forms": FORM_TEXT[block],
+              "block_class": blocks.BLOCK_CLASSES[block, form].__name__}
+    for name, template in STANDALONE_ARGS.items():
+        heads = [i for i in range(start, end + 1)
+                 if lines[i].lstrip().startswith(f"{name}: ")]
+        if len(heads) != 1:
+            raise RuntimeError(f"builder/blocks.py: {node.name}'s docstring has {len(heads)} "
+                               f"entries for {name!r}; update builder.export.STANDALONE_ARGS")
+        head = heads[0]
+        indent = lines[head][:len(lines[head]) - len(lines[head].lstrip())]
+        stop = head + 1
+        while stop < end and lines[stop].strip() and (
+                len(lines[stop]) - len(lines[stop].lstrip()) > len(indent)):
+            stop += 1
+        entry = textwrap.wrap(template.format(**values), LINE_LENGTH, initial_indent=indent,
+                              subsequent_indent=indent + "    ", break_long_words=False,
+                              break_on_hyphens=False)
+        lines[head:stop] = entry
+        end += len(entry) - (stop - head)
+    return "\n".join(lines)
 
 
 def needed_definitions(block: str, form: str) -> list[str]:
@@ -176,6 +247,14 @@ def _block_table(block: str, form: str) -> str:
 
 
 # -- the generated parts -----------------------------------------------------------------------
+
+
+def _fit(head: str, tail: str, indent: str) -> list[str]:
+    """`head tail` on one line where it fits in LINE_LENGTH, else tail on a line of its own."""
+    line = f"{head} {tail}"
+    return [line] if len(line) <= LINE_LENGTH else [head, indent + tail]
+
+
 def _docstring(spec: ResNeXtSpec) -> str:
     counts = network_counts(spec)
     size, channels = spec.image_size, spec.in_channels
@@ -185,13 +264,13 @@ def _docstring(spec: ResNeXtSpec) -> str:
         f'"""{spec.name}, form ({spec.form}), as one standalone PyTorch file.',
         "",
         "Exported by ResNeXt Block Builder. It needs only torch. The classes below are the",
-        "builder's own definitions (builder/blocks.py) copied unchanged, with only the block",
-        "this network uses; build_model() at the end holds the numbers of this network.",
+        "builder's own definitions (builder/blocks.py), their code unchanged, with only the",
+        "block this network uses; build_model() at the end holds the numbers of this network.",
         "",
         f"    form ({spec.form})        {FORMS[spec.form]}",
         f"    parameters      {counts.params:,}",
-        f"    multiply-adds   {counts.macs:,} ({counts.macs / 1e9:.2f} G) for one "
-        f"{size}x{size} image; FLOPs = 2 x MACs",
+        *_fit(f"    multiply-adds   {counts.macs:,} ({counts.macs / 1e9:,.2f} G)",
+              f"for one {size}x{size} image; FLOPs = 2 x MACs", " " * 20),
         "",
         "Usage (this file saved as model.py):",
         "",
@@ -251,17 +330,22 @@ def _main_block(spec: ResNeXtSpec) -> str:
 def export_source(spec: ResNeXtSpec) -> str:
     """One Python file that builds the spec's network with only torch: a docstring with the
     spec, parameters and multiply-adds; the definitions of builder/blocks.py the network
-    needs, verbatim; `build_model()`; and a `__main__` that runs a random batch.
+    needs, their code verbatim (ResNeXt's docstring says which block and form the file has);
+    `build_model()`; and a `__main__` that runs a random batch.
 
     Its model has build_model(spec)'s state_dict keys and shapes and, with the same weights,
     gives bit-identical outputs (tests/test_export.py)."""
     spec = canonical_spec(spec)
     parts = [_docstring(spec) + "\n\n" + _imports()]
+    named = _blocks_source()[1]
     for name in needed_definitions(spec.block, spec.form):
         if name == "BLOCK_CLASSES":
             parts.append(_block_table(spec.block, spec.form))
+        elif name == blocks.ResNeXt.__name__:
+            parts.append(_standalone_docstring(_segment(named[name]), named[name], spec.block,
+                                               spec.form))
         else:
-            parts.append(_segment(_blocks_source()[1][name]))
+            parts.append(_segment(named[name]))
     parts += [_build_function(spec), _main_block(spec)]
     return "\n\n\n".join(parts) + "\n"
 
@@ -270,6 +354,19 @@ def export_json(spec: ResNeXtSpec) -> str:
     """The spec as JSON, loadable by `python -m builder ... --config FILE` and
     `ResNeXtSpec.from_json`."""
     return canonical_spec(spec).to_json() + "\n"
+
+
+def _check_writable(path: Path) -> bool:
+    """Open `path` for appending (which changes nothing in a file already there), so that a
+    path that cannot be written fails now, not after seconds of tracing. Any failure is an
+    OSError, a NUL character in the path included. Returns whether the file existed."""
+    try:
+        existed = path.exists()
+        with open(path, "ab"):
+            pass
+    except ValueError as exc:  # "embedded null byte"
+        raise OSError(errno.EINVAL, str(exc), str(path)) from None
+    return existed
 
 
 def export_onnx(spec: ResNeXtSpec, path, image_size: int | None = None, *,
@@ -284,10 +381,14 @@ def export_onnx(spec: ResNeXtSpec, path, image_size: int | None = None, *,
         image_size: height and width of the input. Default: spec.image_size.
         state_dict: weights to load, e.g. trained ones. Default: a fresh initialisation.
 
-    Raises ExportUnavailable where onnx or onnxscript is not installed. Returns the path."""
+    Raises ResourceLimitError (a SpecError) when the model is over builder.guards' CPU limits
+    at the example batch of 2 (checked before anything is built), ExportUnavailable where onnx
+    or onnxscript is not installed, and OSError where `path` cannot be written (checked
+    before the model is built and traced, which takes seconds). Returns the path."""
     spec = canonical_spec(spec)
     if image_size is not None:
         spec = spec.replace(image_size=image_size)  # validated like any spec value
+    check_resources(spec, batch_size=2)  # the example batch below: refuse before building
     missing = []
     for name in ("onnx", "onnxscript"):
         try:
@@ -299,20 +400,24 @@ def export_onnx(spec: ResNeXtSpec, path, image_size: int | None = None, *,
             f"ONNX export needs {' and '.join(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed: pip install onnx onnxscript")
     path = Path(path)
-    model = build_model(spec)
-    if state_dict is not None:
-        model.load_state_dict(state_dict)
-    model.eval()
-    size = spec.image_size
-    images = torch.randn(2, spec.in_channels, size, size,  # batch 2: N stays free
-                         generator=torch.Generator().manual_seed(0))
+    existed = _check_writable(path)
+    writing = False
     try:
+        model = build_model(spec)
+        if state_dict is not None:
+            model.load_state_dict(state_dict)
+        model.eval()
+        size = spec.image_size
+        images = torch.randn(2, spec.in_channels, size, size,  # batch 2: N stays free
+                             generator=torch.Generator().manual_seed(0))
+        writing = True
         torch.onnx.export(model, (images,), str(path), input_names=["images"],
                           output_names=["logits"],
                           dynamic_shapes=({0: torch.export.Dim("batch")},),
                           external_data=False, verbose=False)
     except BaseException:
-        path.unlink(missing_ok=True)  # never leave half a file where a caller caches by name
+        if writing or not existed:  # never leave half a file, nor the check's empty one
+            path.unlink(missing_ok=True)
         raise
     return path
 
@@ -338,6 +443,10 @@ def run_cli(spec: ResNeXtSpec, args) -> int:
         except ExportUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:  # -o cannot be written (a SpecError propagates: exit 2)
+            reason = exc.strerror or str(exc)
+            print(f"error: -o: cannot write {args.output!r}: {reason}", file=sys.stderr)
+            return 2
         print(f"wrote {path} ({path.stat().st_size:,} bytes): {spec.name}, fresh weights")
         return 0
     text = export_source(spec) if fmt == "py" else export_json(spec)
@@ -346,8 +455,9 @@ def run_cli(spec: ResNeXtSpec, args) -> int:
         return 0
     try:
         Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print(f"error: -o: cannot write {args.output!r}: {exc.strerror}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print(f"error: -o: cannot write {args.output!r}: {reason}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {spec.name}, form ({spec.form}), {fmt}")
     return 0

@@ -3,9 +3,14 @@
 torchinfo shows kernel shapes, output shapes, parameters and multiply-adds, but not a
 convolution's `groups`, which is the point of ResNeXt: form (c)'s 3x3 has groups=C. The rows
 here add it. The model is built on the meta device and summarised there: shapes, parameters
-and multiply-adds need no memory and no arithmetic, so even ResNeXt-101 takes about half a
-second (benchmarks/bench_summary.py; the first call in a process also pays torch's one-time
-set-up of the meta device). torchinfo is imported only when a summary is asked for.
+and multiply-adds need no memory and no arithmetic. During the forward pass the layers that
+torch's meta device runs as Python references (the convolution, BN, pooling, the residual add,
+the classifier) have their output shapes computed here instead (`_ShapeOnly`): the first of
+those references in a process imports sympy and `torch._dynamo`, one to several seconds, and
+all of them are slow. torchinfo sees the same modules and output shapes, so the table, the rows
+and the totals do not change (tests/test_summary.py compares them with torchinfo on real CPU
+models of every block and form). Times: benchmarks/bench_summary.py and benchmarks/RESULTS.md.
+torchinfo is imported only when a summary is asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .network import build_model
 from .spec import ResNeXtSpec, SpecError
@@ -120,16 +126,145 @@ def _row(info, name: str, max_depth: int) -> SummaryRow:
                       macs=_leaf_macs(info) if whole else 0)
 
 
-def _shape_only_batch_norms(model: nn.Module) -> nn.Module:
-    """On the meta device only shapes are computed, and a BN keeps its input's shape. torch's
-    meta batch_norm is a Python decomposition of some twenty ops (about 5 ms a BN, half of a
-    ResNeXt-101 summary), so each BN of this throwaway model returns an empty tensor of its
-    input's shape instead. Parameters, multiply-adds and the table do not change
-    (tests/test_summary.py compares with torchinfo on a real CPU model)."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.forward = torch.empty_like
-    return model
+def _window(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output size of a convolution or pooling window along one axis (no ceil mode)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pair(value) -> tuple[int, int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, tuple | list) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value[0], value[1]
+    return None  # "same", "valid", or anything else: left to torch
+
+
+def _bind(names: tuple[str, ...], defaults: dict, args: tuple, kwargs: dict) -> dict:
+    values = dict(defaults)
+    values.update(zip(names, args, strict=False))
+    values.update(kwargs)
+    return values
+
+
+def _is_meta_4d(x) -> bool:
+    return isinstance(x, torch.Tensor) and x.device.type == "meta" and x.dim() == 4
+
+
+def _bias_fits(bias, channels: int) -> bool:
+    return bias is None or (isinstance(bias, torch.Tensor) and bias.device.type == "meta"
+                            and tuple(bias.shape) == (channels,))
+
+
+def _positive(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape, or None where a size is under 1: torch raises its own error for that."""
+    return shape if all(n >= 1 for n in shape) else None
+
+
+def _conv_shape(args, kwargs):
+    v = _bind(("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+              {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}, args, kwargs)
+    x, w = v["input"], v["weight"]
+    stride, padding, dilation = _pair(v["stride"]), _pair(v["padding"]), _pair(v["dilation"])
+    groups = v["groups"]
+    if not (_is_meta_4d(x) and _is_meta_4d(w) and stride and padding and dilation
+            and type(groups) is int and groups >= 1 and x.shape[1] == w.shape[1] * groups
+            and w.shape[0] % groups == 0 and _bias_fits(v["bias"], w.shape[0])):
+        return None
+    return _positive((x.shape[0], w.shape[0], *(_window(x.shape[2 + i], w.shape[2 + i],
+                                                        stride[i], padding[i], dilation[i])
+                                                for i in range(2))))
+
+
+def _max_pool_shape(args, kwargs):
+    v = _bind(("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+               "return_indices"), {"stride": None, "padding": 0, "dilation": 1,
+                                   "ceil_mode": False, "return_indices": False}, args, kwargs)
+    x, kernel = v["input"], _pair(v["kernel_size"])
+    stride = kernel if v["stride"] in (None, [], ()) else _pair(v["stride"])
+    padding, dilation = _pair(v["padding"]), _pair(v["dilation"])
+    if not (_is_meta_4d(x) and kernel and stride and padding and dilation) or (
+            v["ceil_mode"] or v["return_indices"]):
+        return None
+    return _positive((*x.shape[:2], *(_window(x.shape[2 + i], kernel[i], stride[i],
+                                              padding[i], dilation[i]) for i in range(2))))
+
+
+def _adaptive_pool_shape(args, kwargs):
+    v = _bind(("input", "output_size"), {}, args, kwargs)
+    x, size = v["input"], _pair(v.get("output_size"))
+    return _positive((*x.shape[:2], *size)) if _is_meta_4d(x) and size else None
+
+
+def _same_shape(args, kwargs):  # batch_norm: the input's shape
+    x = args[0] if args else kwargs.get("input")
+    return tuple(x.shape) if _is_meta_4d(x) else None
+
+
+def _linear_shape(args, kwargs):
+    v = _bind(("input", "weight", "bias"), {"bias": None}, args, kwargs)
+    x, w = v["input"], v["weight"]
+    if not (isinstance(x, torch.Tensor) and isinstance(w, torch.Tensor) and x.device.type
+            == "meta" and w.device.type == "meta" and w.dim() == 2 and x.dim() >= 1
+            and x.shape[-1] == w.shape[1] and _bias_fits(v["bias"], w.shape[0])):
+        return None
+    return (*x.shape[:-1], w.shape[0])
+
+
+def _add_shape(args, kwargs):  # a + b, 0 + a (the sum of form (a)'s paths): equal shapes
+    if kwargs or len(args) != 2:
+        return None
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    scalars = [a for a in args if not isinstance(a, torch.Tensor)]
+    if not tensors or any(t.device.type != "meta" or t.dtype != tensors[0].dtype
+                          or t.shape != tensors[0].shape for t in tensors) or any(
+            type(s) is not int for s in scalars):
+        return None
+    return tuple(tensors[0].shape)
+
+
+def _cat_shape(args, kwargs):
+    if set(kwargs) - {"tensors", "dim"}:  # out=...
+        return None
+    v = _bind(("tensors", "dim"), {"dim": 0}, args, kwargs)
+    tensors, dim = v["tensors"], v["dim"]
+    if not (isinstance(tensors, list | tuple) and tensors and all(map(_is_meta_4d, tensors))
+            and dim == 1 and len({(t.shape[0], *t.shape[2:], t.dtype) for t in tensors}) == 1):
+        return None
+    first = tensors[0].shape
+    return (first[0], sum(t.shape[1] for t in tensors), *first[2:])
+
+
+F = nn.functional
+_SHAPES = {  # torch function -> its output shape, or None to leave the call to torch
+    torch.conv2d: _conv_shape, F.max_pool2d: _max_pool_shape,
+    F.adaptive_avg_pool2d: _adaptive_pool_shape, F.batch_norm: _same_shape,
+    F.linear: _linear_shape, torch.Tensor.add: _add_shape, torch.cat: _cat_shape,
+}
+
+
+class _ShapeOnly(TorchFunctionMode):
+    """On the meta device, compute the output shape of the layers in `_SHAPES` here and return
+    an empty meta tensor of that shape, instead of calling torch's meta kernels for them.
+
+    Those kernels are Python references: the first in a process imports sympy (about 0.3 s)
+    and, for the elementwise ones (add, BN, linear, pooling, cat), `torch._dynamo` (about 1 s,
+    5 s on a loaded 2-core machine); the convolution's alone costs 2-3 ms a call. Only shapes
+    are needed here: the values of meta tensors do not exist. A call whose arguments are not
+    the plain meta tensors and integers expected (another device, "same" padding, ceil mode,
+    broadcasting) goes to torch as before, and so does every other function. An in-place ReLU
+    on the meta device is a C++ kernel and stays torch's."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        shape_of = _SHAPES.get(func)
+        shape = shape_of(args, kwargs) if shape_of is not None else None
+        if shape is None:
+            return func(*args, **kwargs)
+        first = args[0] if args else next(iter(kwargs.values()))
+        like = next(a for a in (first[0] if isinstance(first, list | tuple) else first, *args)
+                    if isinstance(a, torch.Tensor))  # torch.cat's first tensor; 0 + a: a
+        return torch.empty(shape, dtype=like.dtype, device="meta")
 
 
 def summarize(spec: ResNeXtSpec, depth: int = 3, batch_size: int = 1) -> SummaryResult:
@@ -152,13 +287,14 @@ def summarize(spec: ResNeXtSpec, depth: int = 3, batch_size: int = 1) -> Summary
     except ImportError:
         raise SummaryUnavailable("the summary needs torchinfo: pip install torchinfo") from None
 
-    model = _shape_only_batch_norms(build_model(spec, device="meta"))
+    model = build_model(spec, device="meta")
     size = spec.image_size
-    stats = torchinfo.summary(
-        model, input_size=(batch_size, spec.in_channels, size, size), device="meta",
-        depth=depth, mode="eval", verbose=0,
-        col_names=("kernel_size", "output_size", "num_params", "mult_adds"),
-        row_settings=("var_names",))
+    with _ShapeOnly():
+        stats = torchinfo.summary(
+            model, input_size=(batch_size, spec.in_channels, size, size), device="meta",
+            depth=depth, mode="eval", verbose=0,
+            col_names=("kernel_size", "output_size", "num_params", "mult_adds"),
+            row_settings=("var_names",))
     names = {id(module): name for name, module in model.named_modules()}
     rows = [_row(info, names[id(info.module)], depth) for info in stats.summary_list
             if info.depth <= depth]

@@ -1,14 +1,16 @@
-"""python -m builder: info and check, exit codes, one-line errors, JSON output."""
+"""python -m builder: info and check, exit codes, one-line errors, JSON output, the ranges
+of the whole-number options, and --zero-init-residual both ways."""
 
 import importlib
 import json
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
 from builder import PRESETS, count_macs, count_params
-from builder.cli import main
+from builder.cli import main, make_parser, spec_from_args
 
 
 def run(*argv):
@@ -104,3 +106,112 @@ def test_check_exits_1_when_a_bound_is_exceeded(monkeypatch, capsys):
                  "-C", "2", "-d", "8"]) == 1
     out = capsys.readouterr().out
     assert " NO" in out and "form (c) converted" in out
+
+
+# -- whole-number options: a range each, refused by the parser ---------------------------------
+MAX_SEED = 2**63 - 1
+HUGE = "9" * 23  # over 64 bits: torch's generators raised "Overflow when unpacking long long"
+DIGITS = "9" * 4301  # over Python's 4300-digit limit for int()
+TINY = ["--preset", "resnet18", "--depths", "1", "--image-size", "16", "-C", "2", "-d", "8"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "--seed", HUGE], f"--seed: {HUGE} is not allowed; expected a whole number from "
+                                f"0 to {MAX_SEED}"),
+    (["check", "--seed", str(MAX_SEED + 1)], f"--seed: {MAX_SEED + 1} is not allowed; expected "
+                                             f"a whole number from 0 to {MAX_SEED}"),
+    (["check", "--seed", "-1"], f"--seed: -1 is not allowed; expected a whole number from 0 to "
+                                f"{MAX_SEED}"),
+    (["time", "--seed", HUGE], f"--seed: {HUGE} is not allowed; expected a whole number from "
+                               f"0 to {MAX_SEED}"),
+    (["check", "--batch", "0"], "--batch: 0 is not allowed; expected a whole number from 1 to 256"),
+    (["check", "--batch", HUGE], f"--batch: {HUGE} is not allowed; expected a whole number from "
+                                 "1 to 256"),
+    (["time", "--batch", HUGE], f"--batch: {HUGE} is not allowed; expected a whole number from "
+                                "1 to 4096"),
+    (["time", "--iters", "0"], "--iters: 0 is not allowed; expected a whole number from 1 to "
+                               "100000"),
+    (["time", "--iters", HUGE], f"--iters: {HUGE} is not allowed; expected a whole number from "
+                                "1 to 100000"),
+    (["time", "--warmup", "-1"], "--warmup: -1 is not allowed; expected a whole number from 0 "
+                                 "to 10000"),
+    (["time", "--warmup", "two"], "--warmup: 'two' is not allowed; expected a whole number from "
+                                  "0 to 10000"),
+    (["summary", "--batch", HUGE], f"--batch: {HUGE} is not allowed; expected a whole number "
+                                   "from 1 to 4096"),
+    (["summary", "--depth", HUGE], f"--depth: {HUGE} is not allowed; expected a whole number "
+                                   "from 0 to 16"),
+    (["check", "--seed", DIGITS], f"--seed: '{'9' * 36}... is not allowed; expected a whole "
+                                  f"number from 0 to {MAX_SEED}"),
+    (["check", "--seed", "9" * 50], f"--seed: {'9' * 37}... is not allowed; expected a whole "
+                                    f"number from 0 to {MAX_SEED}"),
+])
+def test_whole_number_options_out_of_range_exit_2_with_one_line(argv, message, capsys):
+    with mock.patch("builder.convert.check_equivalence",
+                    side_effect=AssertionError("check ran")):
+        assert main(argv + TINY) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"error: {message}\n")
+
+
+@pytest.mark.parametrize("argv, start", [
+    (["time", "--one-block", HUGE], f"error: block: stage {HUGE} is not allowed; "),
+    (["graph", "--stage", HUGE], f"error: stage: {HUGE} is not allowed; "),
+    (["graph", "--block-index", HUGE], f"error: block_index: {HUGE} is not allowed; "),
+])
+def test_stage_options_are_checked_against_the_spec_whatever_their_size(argv, start, capsys):
+    """--one-block, --stage and --block-index have no range of their own: the spec's stages
+    and blocks are their range, checked by builder.timing and builder.graph (their wording)."""
+    assert main(argv + TINY) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(start) and err.count("\n") == 1 and err.endswith("\n")
+
+
+def test_the_largest_seed_runs(capsys):
+    """The end of the range is a seed torch takes (check seeds the batch with seed + 1)."""
+    parser = make_parser()
+    assert parser.parse_args(["check", "--seed", str(MAX_SEED)]).seed == MAX_SEED
+    assert parser.parse_args(["time", "--seed", str(MAX_SEED)]).seed == MAX_SEED
+    assert parser.parse_args(["check", "--seed", "0"]).seed == 0
+    assert main(["check", "--seed", str(MAX_SEED), "--batch", "1", "--json"] + TINY) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 8 and all(r["ok"] for r in rows)
+    assert main(["time", "--seed", str(MAX_SEED), "--batch", "1", "--iters", "1", "--warmup",
+                 "0", "--device", "cpu", "--json"] + TINY) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["seed"] == MAX_SEED
+
+
+def test_the_largest_seed_in_a_real_process():
+    """`python -m builder check --seed 99999999999999999999999` was a traceback."""
+    result = run("check", "--seed", HUGE, *TINY)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: --seed: {HUGE} is not allowed; expected a whole number "
+                             f"from 0 to {MAX_SEED}\n")
+
+
+# -- --zero-init-residual / --no-zero-init-residual ---------------------------------------------
+@pytest.mark.parametrize("in_config, flags, expected", [
+    (True, [], True),
+    (True, ["--no-zero-init-residual"], False),
+    (False, ["--zero-init-residual"], True),
+    (False, [], False),
+    (True, ["--zero-init-residual"], True),
+    (False, ["--no-zero-init-residual"], False),
+])
+def test_zero_init_residual_overrides_a_config_both_ways(in_config, flags, expected, tmp_path,
+                                                         capsys):
+    config = tmp_path / "spec.json"
+    config.write_text(PRESETS["resnet50"].replace(zero_init_residual=in_config).to_json())
+    assert main(["info", "--config", str(config), *flags, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["zero_init_residual"] is expected
+    args = make_parser().parse_args(["info", "--config", str(config), *flags])
+    assert spec_from_args(args) == PRESETS["resnet50"].replace(zero_init_residual=expected)
+
+
+def test_zero_init_residual_on_a_preset(capsys):
+    args = make_parser().parse_args(["info", "--preset", "resnet18"])
+    assert args.zero_init_residual is None  # not given: the base spec's value stays
+    assert main(["info", "--preset", "resnet18", "--zero-init-residual", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["zero_init_residual"] is True
+    assert main(["info", "--preset", "resnet18", "--no-zero-init-residual", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["zero_init_residual"] is False

@@ -1,11 +1,22 @@
 """builder.export: the standalone source, the spec as JSON, ONNX.
 
-The source's fidelity, for every preset x form and for random valid specs: it passes ruff,
-runs as a script in a fresh interpreter that cannot import `builder`, and its model has
-build_model(spec)'s state_dict keys and shapes and, with the same weights, bit-identical
-float32 outputs on CPU. Full presets are compared on the meta device (no forward); forward
-passes use the same presets at one block per stage and a small image, so every preset's
-block type, stem, stride and form still runs.
+The source's fidelity. Every preset x form (12 x 3), each at full size and at small size
+(`small`: one block per stage and a 32x32 image, 16x16 for CIFAR; the preset's block type,
+stem, stride, C, d and widths kept):
+- passes `ruff check` with the project's pyproject.toml and with ruff's defaults (both sizes,
+  and at full size the bottleneck presets with the stride on the 1x1 and zero-init too);
+- compiles and imports as a module of its own, and its model has build_model(spec)'s
+  state_dict keys and shapes (full size: on the meta device, no forward) and, at small size
+  with the same weights, bit-identical float32 outputs on CPU;
+- runs as a script: the 36 small files, the 3 forms at small size with the stride on the 1x1,
+  and 4 random small specs, each as `__main__` in one fresh interpreter that cannot import
+  `builder` (about 5 s in all on 2 cores, most of it the interpreter importing torch once).
+  Full-size files are not run as scripts: their forward passes on a random batch take
+  seconds to minutes each on 2 cores (form (a) of ResNeXt-101 64x4d: 14,939 modules), and
+  what a full-size script does beyond the small one is its numbers, checked above.
+Random valid specs: 10 small ones through the whole round trip; and 40 drawn over the FULL
+range of every field (builder.spec.LIMITS, the extremes included), whose files must pass ruff
+and compile and carry the spec exactly (no model is built for those).
 """
 
 import ast
@@ -16,12 +27,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import types
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from builder import (
@@ -38,9 +52,11 @@ from builder import (
     export_source,
     randomize_,
 )
+from builder import export as export_module
 from builder.cli import main, make_parser, spec_from_args
-from builder.export import needed_definitions
-from builder.spec import BLOCKS, FORMS, STEMS, STRIDE_ON
+from builder.export import LINE_LENGTH, STANDALONE_ARGS, _standalone_docstring, needed_definitions
+from builder.guards import ResourceLimitError, check
+from builder.spec import BLOCKS, FORMS, LIMITS, STEMS, STRIDE_ON
 
 ROOT = Path(__file__).resolve().parent.parent
 RUFF = Path(sys.executable).parent / "ruff"
@@ -137,8 +153,17 @@ def test_source_copies_only_the_needed_definitions_verbatim(block, form):
         FORM_CLASSES[block, form], "ResNeXt", "build_model"]
     assert defined == expected
     assert [n for n in names if n != "BLOCK_CLASSES"] == expected[:-1]
-    for name in expected[:-1]:  # the builder's definitions, unchanged
+    for name in expected[:-2]:  # the builder's definitions, unchanged
         assert inspect.getsource(getattr(blocks, name)) in source
+    # ResNeXt: every line as in blocks.py but for the adapted entries of its docstring
+    original = inspect.getsource(blocks.ResNeXt)
+    exported = source[source.index("class ResNeXt("):source.index("\n\n\ndef build_model")] + "\n"
+    assert without_entries(exported) == without_entries(original)
+    exported_class = next(n for n in tree.body if getattr(n, "name", "") == "ResNeXt")
+    original_class = ast.parse(original).body[0]
+    assert ast.dump(exported_class.body[0]) != ast.dump(original_class.body[0])  # the doc
+    assert [ast.dump(n) for n in exported_class.body[1:]] == [  # the code: the same tree
+        ast.dump(n) for n in original_class.body[1:]]
     for other in set(FORM_CLASSES.values()) - {FORM_CLASSES[block, form]}:
         assert f"class {other}(" not in source
     imports = [ast.unparse(node) for node in tree.body
@@ -176,15 +201,90 @@ def test_build_model_holds_the_spec_values_as_literals():
     assert "        depths=(2,),  # blocks per stage\n" in one_stage  # a tuple, not (2)
 
 
+def without_entries(source: str) -> str:
+    """The source without the docstring entries the export adapts (name: and the more
+    indented lines after it)."""
+    out, skipping = [], None
+    for line in source.split("\n"):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if skipping is not None and stripped and indent > skipping:
+            continue
+        skipping = None
+        if any(stripped.startswith(f"{name}: ") for name in STANDALONE_ARGS):
+            skipping = indent
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def resnext_docstring_entries(source: str) -> dict[str, str]:
+    """ResNeXt's Args entries in a source, each unwrapped to one line."""
+    doc = ast.get_docstring(next(n for n in ast.parse(source).body
+                                 if getattr(n, "name", "") == "ResNeXt"))
+    entries, name = {}, None
+    for line in doc.split("Args:\n", 1)[1].splitlines():
+        if line.startswith("    ") and not line.startswith("     "):
+            name, text = line.strip().split(": ", 1)
+            entries[name] = text
+        elif name and line.strip():
+            entries[name] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize("block, form", list(itertools.product(BLOCKS, "abc")))
+def test_resnext_docstring_reads_on_its_own(block, form):
+    """blocks.py's ResNeXt docstring points to its module docstring for the forms and to
+    builder's meta-device use of init_weights; in the file, those entries say which block and
+    form the file has. Every other entry is blocks.py's."""
+    source = export_source(ResNeXtSpec(block=block, form=form, cardinality=4))
+    entries = resnext_docstring_entries(source)
+    original = resnext_docstring_entries(inspect.getsource(blocks))
+    assert list(entries) == list(original)
+    assert {k: v for k, v in entries.items() if k not in STANDALONE_ARGS} == {
+        k: v for k, v in original.items() if k not in STANDALONE_ARGS}
+    block_class = FORM_CLASSES[block, form]
+    assert entries["block"] == f'"{block}", the one block type in this file (see BLOCK_CLASSES).'
+    assert entries["form"].startswith(f'"{form}", the one form in this file: class '
+                                      f"{block_class}. The paper's three forms compute the same "
+                                      "function: (a) C paths summed, (b) C paths concatenated,")
+    assert entries["init_weights"] == ("apply torchvision's initialisation. Default True; False "
+                                       "leaves PyTorch's defaults (quicker when weights are "
+                                       "loaded next).")
+    doc = ast.get_docstring(next(n for n in ast.parse(source).body
+                                 if getattr(n, "name", "") == "ResNeXt"))
+    for pointer in ("module docstring", "meta device", "builder uses"):
+        assert pointer not in doc
+    assert f"class {block_class}(" in source
+    assert f"BLOCK_CLASSES = {{\n    ({block!r}, {form!r}): {block_class},\n}}".replace(
+        "'", '"') in source
+
+
+def test_a_changed_blocks_docstring_is_an_error_not_a_silent_copy():
+    node = ast.parse(inspect.getsource(blocks.ResNeXt)).body[0]
+    segment = inspect.getsource(blocks.ResNeXt)
+    first_line = node.body[0].lineno - 1
+    lines = segment.split("\n")
+    form_line = next(i for i, line in enumerate(lines) if line.lstrip().startswith("form: "))
+    assert form_line > first_line
+    changed = "\n".join(lines[:form_line] + lines[form_line + 1:])  # the entry removed
+    changed_node = ast.parse(changed).body[0]
+    with pytest.raises(RuntimeError, match="has 0 entries for 'form'; update builder.export"):
+        _standalone_docstring(changed, changed_node, "bottleneck", "c")
+
+
 # -- fidelity -----------------------------------------------------------------------------------
 def test_every_preset_and_form_passes_ruff(tmp_path):
     for name, form in PRESET_FORMS:
         spec = PRESETS[name].replace(form=form)
         (tmp_path / f"{name}_{form}.py").write_text(export_source(spec))
+        (tmp_path / f"{name}_{form}_small.py").write_text(export_source(small(spec)))
         if spec.block == "bottleneck":
             spec = spec.replace(stride_on="1x1", zero_init_residual=True)
             (tmp_path / f"{name}_{form}_v1.py").write_text(export_source(spec))
-    assert len(list(tmp_path.iterdir())) == 36 + 30
+    assert len(list(tmp_path.iterdir())) == 36 + 36 + 30
+    for path in tmp_path.iterdir():
+        compile(path.read_text(), str(path), "exec")
     strict = ruff(tmp_path, "--config", str(ROOT / "pyproject.toml"))  # E F W I B UP, 100 cols
     assert strict.returncode == 0, strict.stdout[-3000:]
     default = ruff(tmp_path, "--isolated")  # ruff's own defaults, as a user would run it
@@ -258,29 +358,101 @@ def test_round_trip_random_specs(spec, tmp_path):
     check_round_trip(spec, tmp_path, seed=spec.cardinality)
 
 
-# Each preset's (block, stem, stride) and the stride on the 1x1, in every form, small.
-SCRIPT_SPECS = [
-    small(PRESETS[name]).replace(form=form, stride_on=stride_on, cardinality=4,
-                                 width_per_group=4)
-    for name, stride_on in (("resnext50_32x4d", "3x3"), ("resnet18", "3x3"),
-                            ("resnext29_8x64d", "3x3"), ("resnext50_32x4d", "1x1"))
-    for form in "abc"]
+def _bounds(name: str) -> st.SearchStrategy[int]:
+    return st.integers(*LIMITS[name])
 
 
-def test_script_specs_cover_every_preset_structure():
-    structure = {(s.block, s.stem, s.stride_on, s.form) for s in SCRIPT_SPECS}
+@st.composite
+def full_range_specs(draw) -> ResNeXtSpec:
+    """Any valid spec: every field over its whole allowed range (builder.spec.LIMITS)."""
+    block = draw(st.sampled_from(BLOCKS))
+    return ResNeXtSpec(
+        cardinality=draw(_bounds("cardinality")),
+        width_per_group=draw(_bounds("width_per_group")),
+        depths=tuple(draw(st.lists(_bounds("depth"), min_size=LIMITS["stages"][0],
+                                   max_size=LIMITS["stages"][1]))),
+        form=draw(st.sampled_from(tuple(FORMS))),
+        block=block,
+        stem=draw(st.sampled_from(STEMS)),
+        stride_on=draw(st.sampled_from(STRIDE_ON)) if block == "bottleneck" else "3x3",
+        num_classes=draw(_bounds("num_classes")),
+        in_channels=draw(_bounds("in_channels")),
+        image_size=draw(_bounds("image_size")),
+        stem_width=draw(_bounds("stem_width")),
+        zero_init_residual=draw(st.booleans()),
+    )
+
+
+def _extreme(end: int, block: str, form: str) -> ResNeXtSpec:
+    """Every field at the low (end=0) or high (end=1) end of its range."""
+    pick = {name: LIMITS[name][end] for name in ("cardinality", "width_per_group",
+                                                  "num_classes", "in_channels", "image_size",
+                                                  "stem_width")}
+    return ResNeXtSpec(**pick, depths=(LIMITS["depth"][end],) * LIMITS["stages"][end],
+                       block=block, form=form, stride_on="1x1" if block == "bottleneck" else "3x3",
+                       stem="imagenet", zero_init_residual=bool(end))
+
+
+EXTREMES = [_extreme(end, block, form) for end in (0, 1) for block in BLOCKS for form in "abc"]
+
+
+@settings(max_examples=1, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(drawn=st.lists(full_range_specs(), min_size=40, max_size=40))
+@example(drawn=EXTREMES)
+def test_any_valid_spec_exports_a_file_that_passes_ruff_and_compiles(drawn, tmp_path):
+    """Specs drawn over the full range of every field, the extremes as an explicit example:
+    no model is built (most of them would not fit in memory). One ruff run over the batch."""
+    directory = Path(tempfile.mkdtemp(dir=tmp_path))  # one per example: hypothesis reruns
+    for i, spec in enumerate(drawn):
+        source = export_source(spec)
+        path = directory / f"spec_{i}.py"
+        path.write_text(source)
+        compile(source, str(path), "exec")
+        tree = ast.parse(source)
+        doc = ast.get_docstring(tree)
+        assert ResNeXtSpec.from_json(doc[doc.index("    {"):doc.rindex("}") + 1]) == spec
+        assert f"    parameters      {count_params(spec):,}\n" in doc
+        assert f"    multiply-adds   {count_macs(spec):,} (" in doc
+        function = next(n for n in tree.body if getattr(n, "name", "") == "build_model")
+        values = {k.arg: ast.literal_eval(k.value) for k in function.body[-1].value.keywords}
+        assert ResNeXtSpec(**values, image_size=spec.image_size) == spec
+        assert max(map(len, source.splitlines())) <= LINE_LENGTH
+    strict = ruff(directory, "--config", str(ROOT / "pyproject.toml"))
+    assert strict.returncode == 0, strict.stdout[-3000:]
+
+
+def test_the_longest_generated_lines_fit_and_wrap_readably():
+    spec = ResNeXtSpec(cardinality=4096, width_per_group=4096, depths=(128,) * 8,
+                       image_size=2048, num_classes=100_000, in_channels=64, stem_width=1024)
+    doc = ast.get_docstring(ast.parse(export_source(spec)))
+    assert (f"    multiply-adds   {count_macs(spec):,} ({count_macs(spec) / 1e9:,.2f} G)\n"
+            "                    for one 2048x2048 image; FLOPs = 2 x MACs\n") in doc
+
+
+# Every preset x form at small size, and the stride on the 1x1 in every form.
+SCRIPT_SPECS = [small(PRESETS[name].replace(form=form)) for name, form in PRESET_FORMS] + [
+    small(PRESETS["resnext50_32x4d"]).replace(form=form, stride_on="1x1") for form in "abc"]
+
+
+def test_script_specs_cover_every_preset_and_form():
     for name, form in PRESET_FORMS:
-        spec = PRESETS[name]
-        assert (spec.block, spec.stem, spec.stride_on, form) in structure
-    assert len(structure) == len(SCRIPT_SPECS) == 12
+        assert small(PRESETS[name].replace(form=form)) in SCRIPT_SPECS
+    structure = {(s.block, s.stem, s.stride_on, s.form) for s in SCRIPT_SPECS}
+    assert structure == {(b, stem, stride, f) for b, stem, stride in (
+        ("bottleneck", "imagenet", "3x3"), ("basic", "imagenet", "3x3"),
+        ("bottleneck", "cifar", "3x3"), ("bottleneck", "imagenet", "1x1")) for f in "abc"}
+    assert len(SCRIPT_SPECS) == 36 + 3
 
 
 @settings(max_examples=1, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drawn=st.lists(specs(), min_size=4, max_size=4))
 def test_files_run_as_scripts_in_a_fresh_interpreter(drawn, tmp_path):
-    """Every preset's block type, stem and stride in every form, and random specs, each file
-    run as __main__ in one fresh interpreter that cannot import `builder`."""
+    """Every preset x form at small size, the stride on the 1x1 in every form, and 4 random
+    small specs: each file run as __main__ in one fresh interpreter that cannot import
+    `builder` (one interpreter for all 43: torch is imported once)."""
     cases = {}
     for i, spec in enumerate(SCRIPT_SPECS + drawn):
         path = tmp_path / f"model_{i}.py"
@@ -425,6 +597,85 @@ def test_onnx_unavailable_is_a_clear_error(missing, monkeypatch, tmp_path, capsy
     assert isinstance(info.value, RuntimeError) and not path.exists()
     assert main(["export", "--preset", "resnet18", "-o", str(path)]) == 1
     assert capsys.readouterr().err == f"error: {info.value}\n"
+
+
+@pytest.fixture
+def onnx_importable(monkeypatch):
+    """`import onnx` and `import onnxscript` succeed (empty stand-ins where they are not
+    installed), so that what comes after the dependency check is tested everywhere."""
+    for name in ("onnx", "onnxscript"):
+        try:
+            __import__(name)
+        except ImportError:
+            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    """build_model (as builder.export calls it) fails the test if it is called."""
+    monkeypatch.setattr(export_module, "build_model",
+                        mock.Mock(side_effect=AssertionError("a model was built")))
+
+
+@pytest.mark.parametrize("where, reason", [
+    ("missing/x.onnx", "No such file or directory"),
+    ("", "Is a directory"),  # -o names the directory itself
+    ("x\x00.onnx", "embedded null byte"),
+])
+def test_onnx_to_a_path_that_cannot_be_written_exits_2_before_building(
+        where, reason, tmp_path, capsys, onnx_importable, nothing_built):
+    target = str(tmp_path / where) if where else str(tmp_path)
+    assert main(["export", "--preset", "resnet18", "--format", "onnx", "-o", target]) == 2
+    assert capsys.readouterr() == ("", f"error: -o: cannot write {target!r}: {reason}\n")
+    with pytest.raises(OSError) as info:
+        export_onnx(PRESETS["resnet18"], target)
+    assert info.value.strerror == reason
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_onnx_checks_the_path_without_touching_a_file_there(tmp_path, onnx_importable,
+                                                            monkeypatch):
+    path = tmp_path / "old.onnx"
+    path.write_bytes(b"an earlier export")
+    monkeypatch.setattr(export_module, "build_model",
+                        mock.Mock(side_effect=KeyboardInterrupt))  # stop right after the check
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(PRESETS["resnet18"], path)
+    assert path.read_bytes() == b"an earlier export"  # there before: kept
+    new = tmp_path / "new.onnx"
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(PRESETS["resnet18"], new)
+    assert not new.exists()  # created by the check only: removed
+    monkeypatch.setattr(export_module, "build_model", build_model)  # the real one again: a
+    # state_dict that does not fit fails after it, before the export writes anything
+    tiny = small(PRESETS["resnet18"]).replace(cardinality=2, width_per_group=4)
+    with pytest.raises(RuntimeError, match="Error\\(s\\) in loading state_dict"):
+        export_onnx(tiny, new, state_dict={"fc.weight": torch.zeros(1)})
+    assert not new.exists()
+    with pytest.raises(RuntimeError, match="Error\\(s\\) in loading state_dict"):
+        export_onnx(tiny, path, state_dict={"fc.weight": torch.zeros(1)})
+    assert path.read_bytes() == b"an earlier export"
+
+
+def test_onnx_refuses_a_huge_spec_with_its_estimate_before_building(tmp_path, capsys,
+                                                                     nothing_built):
+    huge = PRESETS["resnext101_64x4d"].replace(cardinality=4096, width_per_group=4096)
+    path = tmp_path / "huge.onnx"
+    with pytest.raises(ResourceLimitError) as info:
+        export_onnx(huge, path)
+    with pytest.raises(ResourceLimitError) as expected:
+        check(huge, batch_size=2)  # the estimate at the example batch the export traces
+    assert str(info.value) == str(expected.value)
+    assert str(info.value).startswith("params: 3.6e14 estimated, the limit is 1.0e9; memory: ")
+    argv = ["export", "--preset", "resnext101_64x4d", "-C", "4096", "-d", "4096", "-o", str(path)]
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", f"error: {expected.value}\n")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("name, form", PRESET_FORMS)
+def test_the_onnx_guard_passes_every_preset_and_form(name, form):
+    check(PRESETS[name].replace(form=form), batch_size=2)  # raises if export_onnx would refuse
 
 
 def test_onnx_bad_image_size_is_a_spec_error(tmp_path):

@@ -1,26 +1,38 @@
 """builder.summary: torchinfo's summary on the meta device, with a groups column.
 
 Totals are checked against the analytic counts of builder.complexity for every preset; the
-rows against the model they describe; the meta-device summary against torchinfo on a real
-CPU model. Everything runs on meta except that one comparison, on a small spec.
+rows against the model they describe. The output shapes that summary.py computes itself
+(`_ShapeOnly`, instead of torch's meta kernels) are checked twice: the tables and rows equal
+torchinfo's on real CPU models of every block type, form, stem and stride at small size, and
+torchinfo's on the meta device with torch's own meta kernels for every preset (form (c), and
+forms (a) and (b) where they are quick) at full size.
 """
 
+import contextlib
+import itertools
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torchinfo
 
 from builder import PRESETS, ResNeXtSpec, SpecError, build_model, network_counts, stage_plans
+from builder import summary as summary_module
 from builder.cli import main
 from builder.summary import (
     SummaryResult,
     SummaryRow,
     SummaryUnavailable,
+    _ShapeOnly,
     rows_table,
     summarize,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = ("kernel_size", "output_size", "num_params", "mult_adds")
 
 SMALL = PRESETS["resnext50_32x4d"].replace(depths=(1, 2), image_size=64)
 
@@ -139,18 +151,105 @@ def test_batch_size_scales_macs_and_activations_not_params():
     assert four.rows[0].output_shape == (4, 1000)
 
 
-def test_meta_summary_equals_torchinfo_on_a_real_cpu_model():
-    spec = PRESETS["resnext50_32x4d"].replace(depths=(1, 1), image_size=32, form="b",
-                                              cardinality=4)
-    ours = summarize(spec, depth=4)
-    stats = torchinfo.summary(build_model(spec), input_size=(1, 3, 32, 32), device="cpu",
-                              depth=4, mode="eval", verbose=0,
-                              col_names=("kernel_size", "output_size", "num_params",
-                                         "mult_adds"), row_settings=("var_names",))
+def _torchinfo(model, spec, device, depth, batch_size=1):
+    size = spec.image_size
+    return torchinfo.summary(model, input_size=(batch_size, spec.in_channels, size, size),
+                             device=device, depth=depth, mode="eval", verbose=0,
+                             col_names=COLUMNS, row_settings=("var_names",))
+
+
+def _same_as(ours: SummaryResult, stats, model) -> None:
+    """Our result is torchinfo's `stats` of `model`: table, rows and totals."""
     assert ours.table == str(stats)
+    names = {id(module): name for name, module in model.named_modules()}
+    rows = [summary_module._row(info, names[id(info.module)], ours.depth)
+            for info in stats.summary_list if info.depth <= ours.depth]
+    assert ours.rows == rows
     assert (ours.total_params, ours.macs, ours.input_bytes, ours.forward_backward_bytes,
             ours.params_bytes) == (stats.total_params, stats.total_mult_adds, stats.total_input,
                                    stats.total_output_bytes, stats.total_param_bytes)
+
+
+# every block type and form; the CIFAR stem (no max-pool); the stride on the 1x1; odd sizes
+# (the windows' rounding); a batch of 3
+CPU_SPECS = [
+    ResNeXtSpec(block=block, form=form, cardinality=4, width_per_group=4, depths=(1, 2),
+                image_size=33, num_classes=7, stem_width=16)
+    for block, form in itertools.product(("bottleneck", "basic"), "abc")] + [
+    ResNeXtSpec(form=form, cardinality=2, width_per_group=8, depths=(1, 1, 1), stem="cifar",
+                image_size=15, num_classes=10, in_channels=1) for form in "abc"] + [
+    ResNeXtSpec(form=form, cardinality=4, width_per_group=2, depths=(2, 1), stride_on="1x1",
+                image_size=40, stem_width=8) for form in "abc"]
+
+
+@pytest.mark.parametrize("spec", CPU_SPECS, ids=lambda s: f"{s.block}-{s.form}-{s.stem}-"
+                         f"{s.stride_on}-{s.image_size}")
+def test_meta_summary_equals_torchinfo_on_a_real_cpu_model(spec):
+    depth = 5  # every layer, paths included
+    batch_size = 3 if spec.stem == "cifar" else 1
+    model = build_model(spec)
+    stats = _torchinfo(model, spec, "cpu", depth, batch_size)
+    _same_as(summarize(spec, depth=depth, batch_size=batch_size), stats, model)
+
+
+META_CASES = [(name, form) for name, form in itertools.product(sorted(PRESETS), "abc")
+              if form == "c" or PRESETS[name].cardinality <= 16]  # (a), (b) of C=32, 64: slow
+
+
+@pytest.mark.parametrize("name, form", META_CASES)
+def test_shape_only_equals_torch_meta_kernels_for_every_preset(name, form, monkeypatch):
+    """The full networks: torchinfo on the meta device with torch's own meta kernels (the
+    slow path `_ShapeOnly` avoids) gives the same table, rows and totals."""
+    spec = PRESETS[name].replace(form=form)
+    ours = summarize(spec, depth=5)
+    monkeypatch.setattr(summary_module, "_ShapeOnly", contextlib.nullcontext)
+    model = build_model(spec, device="meta")
+    _same_as(ours, _torchinfo(model, spec, "meta", 5), model)
+
+
+def test_shape_only_leaves_other_calls_to_torch():
+    """Calls it does not compute itself go to torch, with torch's result: "same" padding, ceil
+    mode, broadcasting, cat along another dimension, a CPU tensor."""
+    x = torch.empty(2, 4, 9, 9, device="meta")
+    w = torch.empty(6, 4, 3, 3, device="meta")
+    F = torch.nn.functional
+    with _ShapeOnly():
+        assert F.conv2d(x, w, padding="same").shape == (2, 6, 9, 9)
+        assert F.conv2d(x, w, stride=2, padding=1).shape == (2, 6, 5, 5)
+        assert F.conv2d(x, w, dilation=2).shape == (2, 6, 5, 5)
+        assert F.max_pool2d(x, 2, ceil_mode=True).shape == (2, 4, 5, 5)
+        assert F.max_pool2d(x, 3, 2, 1).shape == (2, 4, 5, 5)
+        assert F.adaptive_avg_pool2d(x, (1, 3)).shape == (2, 4, 1, 3)
+        assert (x + torch.empty(4, 1, 1, device="meta")).shape == (2, 4, 9, 9)
+        assert (0 + x).shape == (2, 4, 9, 9) and (x + x).dtype == torch.float32
+        assert torch.cat([x, x], dim=0).shape == (4, 4, 9, 9)
+        assert torch.cat([x, x], dim=1).shape == (2, 8, 9, 9)
+        assert F.linear(torch.empty(5, 3, device="meta"), torch.empty(2, 3, device="meta")
+                        ).shape == (5, 2)
+        cpu = torch.ones(1, 1, 3, 3)
+        assert torch.equal(F.conv2d(cpu, torch.ones(1, 1, 3, 3)), torch.full((1, 1, 1, 1), 9.0))
+        assert torch.equal(cpu + cpu, torch.full((1, 1, 3, 3), 2.0))
+        # what torch refuses, it still refuses: an image smaller than the kernel
+        with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input"):
+            F.conv2d(torch.empty(1, 4, 2, 2, device="meta"), w)
+
+
+def test_a_summary_imports_neither_dynamo_nor_sympy():
+    """What made the first summary in a process slow: torch's meta kernels are Python
+    references, and the first of them imports sympy and torch._dynamo. In a fresh process,
+    the summaries of every form leave both unimported."""
+    code = ("import sys\n"
+            "from builder import PRESETS\n"
+            "from builder.summary import summarize\n"
+            "for form in 'abc':\n"
+            "    summarize(PRESETS['resnext50_32x4d'].replace(form=form, depths=(1, 1)))\n"
+            "summarize(PRESETS['resnet18'].replace(form='b'))\n"
+            "summarize(PRESETS['resnext29_8x64d'])\n"
+            "summarize(PRESETS['resnext101_64x4d'], batch_size=2)\n"
+            "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
 
 
 def test_to_dict_is_json_and_complete():
@@ -215,8 +314,14 @@ def test_cli_json_and_rows(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--depth", "99"], "error: depth: 99 is not allowed; expected a whole number from 0 to 16"),
-    (["--batch", "0"], "error: --batch: 0 is not allowed; expected 1 or more"),
+    (["--depth", "99"], "error: --depth: 99 is not allowed; expected a whole number from 0 to "
+                        "16"),
+    (["--depth", "-1"], "error: --depth: -1 is not allowed; expected a whole number from 0 to "
+                        "16"),
+    (["--batch", "0"], "error: --batch: 0 is not allowed; expected a whole number from 1 to "
+                       "4096"),
+    (["--batch", "4097"], "error: --batch: 4097 is not allowed; expected a whole number from 1 "
+                          "to 4096"),
 ])
 def test_cli_bad_options_exit_2(capsys, argv, message):
     assert main(["summary", "--preset", "resnet18"] + argv) == 2
