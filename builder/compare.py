@@ -84,6 +84,26 @@ def load_pins(text) -> list[dict]:
     return pins[-MAX_PINS:]
 
 
+def load_times(text) -> dict[str, dict]:
+    """The last measured times the page keeps ({spec JSON: time}), from JSON text sent by the
+    browser (untrusted): anything but an object of valid times, under the size cap, is
+    dropped, entry by entry."""
+    if not isinstance(text, str) or not text or len(text) > MAX_PINS_JSON:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    times = {}
+    for key, value in data.items():
+        clean = _clean_time(value)
+        if isinstance(key, str) and len(key) <= 4096 and clean is not None:
+            times[key] = clean
+    return times
+
+
 def add_pins(pins: list[dict], specs: list[ResNeXtSpec], times: dict | None = None) -> list[dict]:
     """Pins with `specs` appended; a spec already pinned moves to the end, with the newer
     time. `times` maps spec JSON (`to_json(indent=None)`) to a measured time."""

@@ -73,12 +73,14 @@ class Estimate:
     batch_size: int = 1
     dtype_bytes: int = 4
     mode: str = "inference"
+    models: int = 1  # copies of the model alive at once (the proof holds 2, time_forms 3)
 
     @property
     def memory_bytes(self) -> int:
-        """Parameters (x3 in training: weights, gradients, momentum) plus activations."""
+        """Parameters (x3 in training: weights, gradients, momentum) of every copy of the
+        model, plus the activations of one forward pass."""
         copies = 3 if self.mode == "training" else 1
-        return copies * self.param_bytes + self.activation_bytes
+        return self.models * copies * self.param_bytes + self.activation_bytes
 
 
 @dataclass(frozen=True)
@@ -241,9 +243,10 @@ def activation_elements(spec: ResNeXtSpec, mode: str = "inference") -> tuple[int
 
 
 def estimate(spec: ResNeXtSpec, batch_size: int = 1, dtype_bytes: int = 4,
-             mode: str = "inference") -> Estimate:
+             mode: str = "inference", models: int = 1) -> Estimate:
     """Parameters, memory, modules and multiply-adds of `spec` at `batch_size`, with values
-    of `dtype_bytes` bytes (4 for fp32, 2 for bf16), in `mode` ("inference" or "training").
+    of `dtype_bytes` bytes (4 for fp32, 2 for bf16), in `mode` ("inference" or "training"),
+    with `models` copies of the model alive at once (one forward at a time).
     Pure arithmetic on the spec: under a millisecond, whatever the size."""
     if not isinstance(spec, ResNeXtSpec):
         raise SpecError("spec", type(spec).__name__, "expected a ResNeXtSpec")
@@ -255,6 +258,8 @@ def estimate(spec: ResNeXtSpec, batch_size: int = 1, dtype_bytes: int = 4,
                         f"expected one of {', '.join(map(str, DTYPE_BYTES))}")
     if not isinstance(mode, str) or mode not in MODES:
         raise SpecError("mode", mode, f"expected one of {', '.join(map(repr, MODES))}")
+    if isinstance(models, bool) or not isinstance(models, int) or not 1 <= models <= 8:
+        raise SpecError("models", models, "expected a whole number from 1 to 8")
     counts = network_counts(spec)
     values, indices = activation_elements(spec, mode)
     return Estimate(
@@ -263,7 +268,7 @@ def estimate(spec: ResNeXtSpec, batch_size: int = 1, dtype_bytes: int = 4,
         activation_bytes=batch_size * (values * dtype_bytes + indices * INDEX_BYTES),
         modules=count_modules(spec),
         macs=batch_size * counts.macs,
-        batch_size=batch_size, dtype_bytes=dtype_bytes, mode=mode)
+        batch_size=batch_size, dtype_bytes=dtype_bytes, mode=mode, models=models)
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -294,9 +299,10 @@ def _bytes(n: int, digits: int = 1) -> str:
 
 
 def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
-          mode: str = "inference", dtype_bytes: int = 4) -> Estimate:
+          mode: str = "inference", dtype_bytes: int = 4, models: int = 1) -> Estimate:
     """The estimate of `spec`, or ResourceLimitError (a SpecError) when a quantity is over
-    `limits` (default: Limits(), the CPU's). Call it before building."""
+    `limits` (default: Limits(), the CPU's). Call it before building. `models`: copies of
+    the model held at once (builder.proof: 2 in float64; timing.time_forms: 3)."""
     limits = Limits() if limits is None else limits
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, not {type(limits).__name__}")
@@ -304,7 +310,7 @@ def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
             batch_size > limits.max_batch_size):
         raise SpecError("batch_size", batch_size,
                         f"expected a whole number from 1 to {limits.max_batch_size}")
-    e = estimate(spec, batch_size, dtype_bytes, mode)
+    e = estimate(spec, batch_size, dtype_bytes, mode, models)
     over: list[tuple[str, int, int]] = []
     messages: list[str] = []
     if e.params > limits.max_params:
@@ -318,7 +324,8 @@ def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
         messages.append(
             f"memory: {memory} estimated ({mode}, batch {batch_size}, "
             f"{dtype_bytes}-byte values: parameters {_bytes(e.param_bytes)}"
-            f"{' x3' if mode == 'training' else ''}, activations "
+            f"{' x3' if mode == 'training' else ''}"
+            f"{f' x{models} copies of the model' if models > 1 else ''}, activations "
             f"{_bytes(e.activation_bytes)}), the limit is {limit}")
     if e.modules > limits.max_modules:
         over.append(("modules", e.modules, limits.max_modules))

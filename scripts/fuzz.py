@@ -366,7 +366,7 @@ def target_cli(g: Gen, configs):
 
 
 QUERY_KEYS = ["preset", "C", "d", "depths", "form", "block", "stem", "stride", "size",
-              "classes", "in", "stem_width", "zero_init", "stage", "__theme", "x", ""]
+              "classes", "in", "stem_width", "zero_init", "stage", "baseline", "__theme", "x", ""]
 
 
 def target_share(g: Gen):
@@ -388,7 +388,7 @@ def target_share(g: Gen):
         query = r.choice(["", "?"]) + query
     else:
         query = g.text(80) if r.random() < 0.7 else "C=" + "9" * r.choice([10, 1990, 2001])
-    names = NAMES | {"link", "stage"}
+    names = NAMES | {"link", "stage", "baseline"}
     return query, lambda: spec_outcome(lambda: share.from_query(query).spec, names)
 
 

@@ -12,6 +12,7 @@ from builder.compare import (
     add_pins,
     charts_svg,
     load_pins,
+    load_times,
     paper_error,
     pin,
     sweep,
@@ -72,3 +73,12 @@ def test_bars_svg_scales_to_the_largest_value():
     svg = bars_svg("t", [("a", 10.0, "10"), ("b", 5.0, "5 <x>")])
     assert 'width="310.0"' in svg and 'width="155.0"' in svg
     assert "5 &lt;x&gt;" in svg and "<x>" not in svg
+
+
+def test_load_times_keeps_only_valid_entries():
+    good = {"median_ms": 12.5, "batch_size": 8, "device": "CPU: AMD EPYC"}
+    text = json.dumps({"a": good, "b": {"median_ms": -1, "batch_size": 8, "device": "x"},
+                       "c": "nonsense"})
+    assert load_times(text) == {"a": good}
+    for bad in ("[1, 2]", "{", "", None, 17, "[" * 100_000, json.dumps({"a": good}) + " " * 70_000):
+        assert load_times(bad) == {}

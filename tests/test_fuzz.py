@@ -419,14 +419,14 @@ def test_cli_non_utf8_argv_in_a_real_process():
 
 # -- share link -----------------------------------------------------------------------------
 QUERY_KEYS = ["preset", "C", "d", "depths", "form", "block", "stem", "stride", "size",
-              "classes", "in", "stem_width", "zero_init", "stage", "__theme", "x", ""]
+              "classes", "in", "stem_width", "zero_init", "stage", "baseline", "__theme", "x", ""]
 query_values = st.one_of(st.sampled_from(INT_TEXTS + DEPTH_TEXTS + sorted(PRESETS) + [
     "a", "b", "c", "true", "no", "yes", "1", "0", "basic", "cifar", "1x1", "%ff", "%00",
     "+", "a" * 300]), st.text(max_size=10))
 
 
 def _query_names():
-    return NAMES | {"link", "stage"}
+    return NAMES | {"link", "stage", "baseline"}
 
 
 @fuzz_settings(300)
