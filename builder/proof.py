@@ -16,14 +16,13 @@ Fig. 3 block for stage 0 of ResNeXt-50); `scope="network"` the whole network.
 from __future__ import annotations
 
 import copy
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from .complexity import block_counts, network_counts
 from .convert import BOUND_FLOAT32_REL, BOUND_FLOAT64_ABS, convert, randomize_
-from .network import build_model, stage_plans
+from .network import build_model
 from .spec import ResNeXtSpec, SpecError
 
 SCOPES = ("network", "block")
@@ -31,10 +30,15 @@ FORMS = ("a", "b", "c")
 DTYPES = (torch.float64, torch.float32)
 # time_forms settings for the contrast: short, the point is the ratio between forms
 CONTRAST = {"device": "cpu", "warmup": 1, "iters": 3}
-# The page asks before a run estimated to take longer than this. The estimate errs high
-# (builder.timing's form-(a) efficiency is for C=32: ResNeXt-29 (8x64d) is estimated at ~28 s
-# and takes ~7 s on 2 cores), so the classroom specs run at once and ResNeXt-50 asks first.
-ASK_ABOVE_S = 45.0
+# The page asks before a proof estimated to take longer than this (estimate_seconds below; it
+# errs long). On the 2-core CPU, with the fp32 matmul peak measured at 0.11-0.24 TFLOP/s: the
+# classroom specs run at once (ResNeXt-29 8x64d at 32x32 takes about 3 s and is estimated at
+# 4-9 s, at most 12 s with 2 threads and 24 s with 1 whatever the load was when the peak was
+# measured: the estimate's floor; one ResNeXt-50 conv2 block under 1 s, estimated at 1-3 s);
+# so does the whole ResNeXt-50 (estimated at 10-20 s); ResNeXt-101 (64x4d) asks first
+# (estimated at 34-70 s).
+ASK_ABOVE_S = 30.0
+Progress = Callable[[float, str], None]
 
 
 @dataclass
@@ -78,7 +82,15 @@ def _row(reference_form, form, dtype, mode, expected, got) -> dict:
             "bound_kind": kind, "ok": ok}
 
 
-def _network_rows(spec, batch_size, seed, modes) -> list[dict]:
+def _steps(modes) -> int:
+    return len(DTYPES) * len(modes) * len(FORMS)
+
+
+def _name(dtype) -> str:
+    return str(dtype).split(".")[-1]
+
+
+def _network_rows(spec, batch_size, seed, modes, report) -> list[dict]:
     torch.manual_seed(seed)
     source = randomize_(build_model(spec), seed)
     generator = torch.Generator().manual_seed(seed + 1)
@@ -91,6 +103,7 @@ def _network_rows(spec, batch_size, seed, modes) -> list[dict]:
             # fresh conversions per mode: a train-mode pass updates the running statistics
             outputs = {}
             for form in FORMS:
+                report(f"{_name(dtype)}, {mode}: form ({form})")
                 model = convert(base, form).train(mode == "train")
                 with torch.no_grad():
                     outputs[form] = model(batch.to(dtype))
@@ -100,7 +113,7 @@ def _network_rows(spec, batch_size, seed, modes) -> list[dict]:
     return rows
 
 
-def _block_rows(spec, stage, batch_size, seed, modes) -> list[dict]:
+def _block_rows(spec, stage, batch_size, seed, modes, report) -> list[dict]:
     from .timing import one_block  # the same weights in forms (a), (b), (c)
 
     modules, shape, _ = one_block(spec, stage, seed)
@@ -111,6 +124,7 @@ def _block_rows(spec, stage, batch_size, seed, modes) -> list[dict]:
         for mode in modes:
             outputs = {}
             for form in FORMS:
+                report(f"{_name(dtype)}, {mode}: form ({form})")
                 block = copy.deepcopy(modules[form]).to(dtype).train(mode == "train")
                 with torch.no_grad():
                     outputs[form] = block(batch.to(dtype))
@@ -120,7 +134,8 @@ def _block_rows(spec, stage, batch_size, seed, modes) -> list[dict]:
 
 
 def prove(spec: ResNeXtSpec, scope: str = "network", stage: int = 0, batch_size: int = 1,
-          seed: int = 0, modes=("eval",), time_forms: bool = True) -> Proof:
+          seed: int = 0, modes=("eval",), time_forms: bool = True,
+          progress: Progress | None = None) -> Proof:
     """Run the proof (and, with `time_forms`, the timing contrast) on the CPU.
 
     Args:
@@ -131,36 +146,57 @@ def prove(spec: ResNeXtSpec, scope: str = "network", stage: int = 0, batch_size:
         seed: seeds the weights, the BN statistics and the batch.
         modes: "eval" and/or "train" (train-mode BN uses the batch's statistics).
         time_forms: also time the three forms with builder.timing (a few iterations).
+        progress: called as progress(fraction, text): fractions from 0 to 1, never
+            decreasing, ending at 1.0; texts name the dtype, BN mode and form being run
+            ("float64, eval: form (a)"), then the timing ("timing form (b): iteration 2/3").
+            The proof takes the first half of the way when the forms are timed, else all.
     """
+    from .timing import stopwatch
+    from .timing import time_forms as timed
+
     _check(spec, scope, stage, batch_size)
     for mode in modes:
         if mode not in ("eval", "train"):
             raise SpecError("mode", mode, "expected 'eval' or 'train'")
-    start = time.perf_counter()
-    rows = (_network_rows(spec, batch_size, seed, modes) if scope == "network"
-            else _block_rows(spec, stage, batch_size, seed, modes))
-    proof = Proof(spec, scope, stage, batch_size, rows, seconds=time.perf_counter() - start)
+    if progress is not None and not callable(progress):
+        raise SpecError("progress", progress,
+                        "expected None or a function called with (fraction, text)")
+    share = 0.5 if time_forms else 1.0
+    done = [0]
+
+    def report(text: str) -> None:  # before each forward pass of the proof
+        if progress is not None:
+            progress(share * done[0] / _steps(modes), text)
+        done[0] += 1
+
+    elapsed = stopwatch()
+    rows = (_network_rows(spec, batch_size, seed, modes, report) if scope == "network"
+            else _block_rows(spec, stage, batch_size, seed, modes, report))
+    proof = Proof(spec, scope, stage, batch_size, rows, seconds=elapsed())
     if time_forms:
-        from .timing import time_forms as timed
+        def timing_progress(fraction: float, text: str) -> None:
+            progress(share + (1 - share) * fraction, f"timing {text}")
 
         proof.timings = timed(spec, block=stage if scope == "block" else None,
-                              batch_size=batch_size, **CONTRAST)
+                              batch_size=batch_size,
+                              progress=None if progress is None else timing_progress,
+                              **CONTRAST)
+    elif progress is not None:
+        progress(1.0, "done")
     return proof
 
 
 def estimate_seconds(spec: ResNeXtSpec, scope: str = "network", stage: int = 0,
                      batch_size: int = 1, modes=("eval",), time_forms: bool = True) -> float:
-    """A rough estimate of `prove`'s run time on the CPU, before running it (from
-    builder.timing.estimate_seconds: analytic FLOPs and module calls)."""
+    """A rough estimate of `prove`'s run time on the CPU, before running it: the forward passes
+    (per form, one float64 pass, counted as two float32 passes, and one float32 pass per BN
+    mode) plus the contrast's warm-up and timed iterations, priced by
+    builder.timing.estimate_seconds (analytic FLOPs at each form's efficiency, module calls,
+    this CPU's matmul peak measured once per process but never below a floor), for the whole
+    network or for one later block of `stage`."""
     from .timing import estimate_seconds as timing_estimate
 
     _check(spec, scope, stage, batch_size)
-    # per form: one float64 pass (about two float32 passes) and one float32 pass per mode,
-    # plus the contrast's warm-up and timed iterations
     passes = 3 * len(modes) + (CONTRAST["warmup"] + CONTRAST["iters"] if time_forms else 0)
-    seconds = timing_estimate(spec, batch_size, "cpu", iters=passes, warmup=0, forms=True)
-    if scope == "block":
-        plan = stage_plans(spec)[stage]
-        share = block_counts(spec, plan, first=False).macs / network_counts(spec).macs
-        seconds *= share
-    return seconds
+    return timing_estimate(spec, batch_size, "cpu", iters=passes, warmup=0, forms=True,
+                           block=stage if scope == "block" else None)

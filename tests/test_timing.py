@@ -145,7 +145,8 @@ def test_cpu_timing_of_a_small_spec_end_to_end():
     assert result.images_per_s == 3 / result.median_ms * 1000
     assert result.macs_per_image == macs
     assert result.tflops == 2 * macs * 3 / (result.median_ms / 1000) / 1e12
-    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "fp32")] == T.matmul_peak_tflops("cpu")
+    key = ("cpu", "fp32", torch.get_num_threads())  # a CPU's peak depends on its threads
+    assert result.peak_tflops == T._PEAK_CACHE[key] == T.matmul_peak_tflops("cpu")
     assert result.peak_percent == result.tflops / result.peak_tflops * 100
     assert result.peak_memory_bytes is None  # no CPU allocator statistics
     assert result.fold_rel_error is None and result.check_median_ms is None
@@ -154,6 +155,9 @@ def test_cpu_timing_of_a_small_spec_end_to_end():
         "cpu", "fp32", "inference", 1, 5, 0)
     assert s["spec"] == TINY.to_dict()
     assert s["tf32"] is None and s["cudnn_benchmark"] is None and s["autocast"] is None
+    assert s["cuda_version"] is None and s["cudnn_version"] is None
+    assert s["device_total_memory_bytes"] == T.device_total_memory("cpu")
+    assert s["cudagraph_skips"] is None and s["deadline_s"] is None
     assert s["threads"] == torch.get_num_threads()
     assert s["timer"] == "time.perf_counter"
     assert s["flops_per_step"] == 2 * macs * 3
@@ -183,7 +187,7 @@ def test_bf16_autocast_on_the_cpu_is_recorded():
     result = T.time_model(TINY, batch_size=2, device="cpu", dtype="bf16", fast=True, warmup=0,
                           iters=1)
     assert result.settings["autocast"] == "bfloat16"
-    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "bf16")]
+    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "bf16", torch.get_num_threads())]
     assert result.fold_rel_error <= T.FOLD_TOLERANCE["bf16"]
 
 
@@ -306,6 +310,12 @@ def test_what_counts_as_out_of_memory():
     ({"iters": 0}, "iters: 0 is not allowed"),
     ({"compile": True, "warmup": 0}, "warmup: 0 is not allowed"),
     ({"device": "tpu"}, "device: 'tpu' is not allowed"),
+    ({"cudnn_benchmark": False}, "cudnn_benchmark: False needs a CUDA GPU"),
+    ({"cudnn_benchmark": "yes"}, "cudnn_benchmark: 'yes' is not allowed"),
+    ({"deadline_s": -1}, "deadline_s: -1 is not allowed; expected None"),
+    ({"deadline_s": float("nan")}, "deadline_s: nan is not allowed"),
+    ({"deadline_s": True}, "deadline_s: True is not allowed"),
+    ({"progress": "bar"}, "progress: 'bar' is not allowed; expected None or a function"),
 ])
 def test_impossible_settings_on_the_cpu_are_refused(settings, message):
     settings = {"device": "cpu", **settings}
@@ -385,8 +395,12 @@ def test_time_forms_of_one_block():
 
 
 # -- estimate ----------------------------------------------------------------------------------
+def cpu_key(dtype="fp32"):
+    return ("cpu", dtype, torch.get_num_threads())
+
+
 def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypatch):
-    monkeypatch.setitem(T._PEAK_CACHE, ("cpu", "fp32"), 0.05)
+    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 0.05)
     spec = PRESETS["resnext50_32x4d"]
     ten = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0)
     twenty = T.estimate_seconds(spec, 8, device="cpu", iters=20, warmup=0)
@@ -405,17 +419,68 @@ def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypa
     assert compiled == pytest.approx(ten + T._COMPILE_S["cpu"])
 
 
+def test_estimate_form_efficiency_grows_with_the_path_width():
+    for device in ("cpu", "cuda"):
+        dense = T._EFFICIENCY[device]["c"]
+        for form in "ab":
+            at4 = T._EFFICIENCY[device][form]
+            assert T._efficiency(device, form, 4) == at4  # as measured at d=4
+            assert T._efficiency(device, form, 16) == pytest.approx(2 * at4)  # d ** 0.5
+            assert T._efficiency(device, form, 1) == pytest.approx(at4 / 2)
+            assert T._efficiency(device, form, 10**6) == dense  # never above form (c)
+            assert T._efficiency(device, form, None) == dense  # stem and head
+        assert T._efficiency(device, "c", 4) == dense
+
+
+def test_estimate_adds_up_stages_at_their_path_widths(monkeypatch):
+    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 0.2)
+    spec = PRESETS["resnext50_32x4d"].replace(form="a")
+    counts = network_counts(spec)
+    per_iter = 2 * 4 * (counts.stem.macs + counts.head.macs) / (0.2e12 * T._EFFICIENCY["cpu"]["c"])
+    for stage in counts.stages:
+        per_iter += 2 * 4 * stage.total.macs / (
+            0.2e12 * T._efficiency("cpu", "a", stage.plan.path_width))
+    per_iter += T._module_calls(spec, "a") * T._PER_CALL_S["cpu"]
+    assert T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1) == pytest.approx(
+        4 * per_iter)
+    plan = stage_plans(spec)[1]  # one later block of conv3, as time_forms(block=1) times it
+    block = (2 * 4 * block_counts(spec, plan, first=False).macs
+             / (0.2e12 * T._efficiency("cpu", "a", plan.path_width))
+             + T._block_calls(spec, "a") * T._PER_CALL_S["cpu"])
+    assert T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1, block=1) == (
+        pytest.approx(4 * block))
+    with pytest.raises(T.TimingSettingError, match="block: stage 4 is not allowed"):
+        T.estimate_seconds(spec, 4, device="cpu", block=4)
+
+
 def test_estimate_seconds_without_a_measured_peak_assumes_one(monkeypatch):
     monkeypatch.setattr(T, "_PEAK_CACHE", {})
     spec = PRESETS["resnet50"]
     seconds = T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1, measure=False)
     assert T._PEAK_CACHE == {}  # nothing measured
     flops = 2 * network_counts(spec).macs * 4
-    per_iter = (flops / (T._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"] * 1e12 * T._EFFICIENCY["cpu"]["c"])
+    peak = max(T._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"],
+               T._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads())
+    per_iter = (flops / (peak * 1e12 * T._EFFICIENCY["cpu"]["c"])
                 + T._module_calls(spec, "c") * T._PER_CALL_S["cpu"])
     assert seconds == pytest.approx(4 * per_iter + T._PEAK_MEASURE_S)
     with pytest.raises(T.TimingSettingError, match="'tf32' needs a CUDA GPU"):
         T.estimate_seconds(spec, 4, device="cpu", dtype="tf32")
+
+
+def test_a_peak_measured_under_load_cannot_inflate_the_estimate(monkeypatch):
+    """The estimate's peak is never below the documented floor: however low a peak measured
+    under load is, the estimate stays what it is at the floor."""
+    spec = PRESETS["resnext29_8x64d"].replace(image_size=32)
+    floor = T._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads()
+    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), floor)
+    at_floor = T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0, forms=True)
+    for loaded in (floor / 10, floor / 1000):
+        monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), loaded)
+        assert T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0,
+                                  forms=True) == at_floor
+    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 10 * floor)  # a faster CPU: shorter
+    assert T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0, forms=True) < at_floor
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -442,6 +507,7 @@ def test_cli_time_forms_text(capsys):
     (["--dtype", "tf32"], "'tf32' needs a CUDA GPU"),
     (["--cuda-graphs"], "CUDA graphs need a CUDA GPU"),
     (["--fast", "--mode", "train"], "only for inference"),
+    (["--no-cudnn-benchmark"], "cudnn_benchmark: False needs a CUDA GPU"),
 ])
 def test_cli_gpu_only_options_on_the_cpu_exit_2(capsys, options, message):
     code = main(["time", *TINY_ARGS, "--device", "cpu", *options])
@@ -453,6 +519,21 @@ def test_cli_gpu_only_options_on_the_cpu_exit_2(capsys, options, message):
 def test_cli_cuda_without_cuda_exits_2(capsys):
     assert main(["time", *TINY_ARGS, "--device", "cuda"]) == 2
     assert "'cuda' is not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--preset", "resnext101_64x4d", "--batch", "64"],
+     "multiply-adds estimated for a batch of 64 at 224x224, the limit is"),
+    ([*TINY_ARGS, "--batch", "300"],
+     "batch_size: 300 is not allowed; expected a whole number from 1 to 256"),
+])
+def test_cli_time_checks_the_guards_before_building(capsys, monkeypatch, options, message):
+    def no_building(spec):
+        raise AssertionError("built before the guards were checked")
+
+    monkeypatch.setattr(T, "build_model", no_building)
+    assert main(["time", *options, "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_timing_imports_with_torch_alone():
@@ -468,11 +549,276 @@ def test_timing_imports_with_torch_alone():
     assert out.strip() == "[]"
 
 
+# -- the peak --------------------------------------------------------------------------------
+def test_the_cpu_peak_is_cached_per_thread_count(monkeypatch):
+    monkeypatch.setattr(T, "_PEAK_CACHE", {})
+    monkeypatch.setattr(T, "_matmul_ms", lambda device, dtype, size, count: [100.0] * count)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = T.matmul_peak_tflops("cpu")
+        torch.set_num_threads(2)
+        two = T.matmul_peak_tflops("cpu")
+    finally:
+        torch.set_num_threads(threads)
+    # 100 ms is long enough at the first size, 256: 2 x 256^3 flops in 0.1 s
+    assert one == two == 2 * 256**3 / 0.1 / 1e12
+    assert set(T._PEAK_CACHE) == {("cpu", "fp32", 1), ("cpu", "fp32", 2)}
+
+
+@pytest.mark.parametrize("peak, noted", [(1e-9, True), (1e9, False)])
+def test_a_result_above_the_measured_peak_says_so(monkeypatch, peak, noted):
+    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), peak)
+    result = T.time_model(TINY, batch_size=1, device="cpu", warmup=0, iters=1)
+    assert result.peak_tflops == peak
+    assert result.peak_percent == result.tflops / peak * 100
+    assert (result.peak_percent > 100) == noted
+    notes = [n for n in result.notes if n.startswith("above the peak: ")]
+    assert len(notes) == int(noted)
+    if noted:
+        assert f"{result.peak_percent:.0f}% of the 1e-09 TFLOP/s matmul peak" in notes[0]
+        assert "measured while other work loaded the machine" in notes[0]
+        assert notes[0] in result.summary()
+
+
+# -- progress, the time limit, the wall clock -------------------------------------------------
+def test_stopwatch_reads_the_wall_clock(monkeypatch):
+    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    CLOCK["t"] = 5.0
+    elapsed = T.stopwatch()
+    CLOCK["t"] = 7.5
+    assert elapsed() == 2.5
+
+
+def check_progress(calls):
+    fractions = [f for f, _ in calls]
+    assert fractions[0] >= 0
+    assert all(a <= b for a, b in zip(fractions, fractions[1:], strict=False))
+    assert fractions[-1] == 1.0
+    assert all(0 <= f <= 1 for f in fractions)
+
+
+def test_time_model_reports_progress(monkeypatch):
+    monkeypatch.setattr(T, "_PEAK_CACHE", {})
+    monkeypatch.setattr(T, "matmul_peak_tflops", lambda device, dtype: 1.0)  # not measured
+    calls = []
+    T.time_model(TINY, batch_size=1, device="cpu", warmup=2, iters=3,
+                 progress=lambda fraction, text: calls.append((fraction, text)))
+    check_progress(calls)
+    texts = [t for _, t in calls]
+    assert texts == ["building the model and the batch", "warm-up 1/2", "warm-up 2/2",
+                     "iteration 1/3", "iteration 2/3", "iteration 3/3",
+                     "measuring the matmul peak", "done"]
+    # 2 + 3 iterations and the end: six equal steps
+    assert [f for f, _ in calls] == pytest.approx([0, 0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1])
+
+
+def test_time_forms_reports_progress_naming_the_forms():
+    calls = []
+    T.time_forms(TINY, batch_size=1, device="cpu", warmup=1, iters=2,
+                 progress=lambda fraction, text: calls.append((fraction, text)))
+    check_progress(calls)
+    for form, third in zip("abc", (0, 1, 2), strict=True):
+        mine = [(f, t) for f, t in calls if t.startswith(f"form ({form}): ")]
+        assert [t for _, t in mine][-3:] == [f"form ({form}): iteration 1/2",
+                                             f"form ({form}): iteration 2/2",
+                                             f"form ({form}): done"]
+        assert all(third / 3 <= f <= (third + 1) / 3 + 1e-12 for f, _ in mine)
+    assert len(calls) == sum(t.startswith("form (") for _, t in calls)
+
+
+def test_the_time_limit_stops_between_iterations(monkeypatch):
+    """On the fake clock, call n takes n ms: warm-up calls 1 and 2 end at 3 ms, timed call 3 at
+    6 ms, past a 4.5 ms limit: the run stops there."""
+    T.matmul_peak_tflops("cpu")
+    CLOCK["t"] = 100.0
+    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    CALLS.clear()
+    with pytest.raises(T.TimingError) as info:
+        T.time_model(Recorder(), batch_size=2, image_size=4, device="cpu", warmup=2, iters=5,
+                     macs=48, deadline_s=0.0045)
+    assert str(info.value) == ("deadline_s: the time limit of 0.0045 s was exceeded (0.006 s "
+                               "elapsed) at iteration 1/5; not timed further")
+    assert len(CALLS) == 3
+    CALLS.clear()  # without a limit the same run goes on to the end
+    result = T.time_model(Recorder(), batch_size=2, image_size=4, device="cpu", warmup=2,
+                          iters=5, macs=48, deadline_s=None)
+    assert len(CALLS) == 7 and len(result.times_ms) == 5
+
+
+def test_the_time_limit_of_time_forms_is_checked_between_forms(monkeypatch):
+    def clock():  # 1 us a reading, and 10 s a form (below)
+        CLOCK["t"] += 1e-6
+        return CLOCK["t"]
+
+    monkeypatch.setattr(T, "_clock", clock)
+    CLOCK["t"] = 0.0
+    real = T._time_model
+    timed = []
+
+    def ten_seconds_each(run, model, **settings):  # each form takes 10 s of the fake clock
+        result = real(run, model, **settings)
+        timed.append(result.name)
+        CLOCK["t"] += 10.0
+        return result
+
+    monkeypatch.setattr(T, "_time_model", ten_seconds_each)
+    with pytest.raises(T.TimingError, match=r"^deadline_s: the time limit of 15 s was exceeded "
+                       r"\(20 s elapsed\) at the start of form \(c\); finished before it: "
+                       r"form \(a\), form \(b\); not timed further$"):
+        T.time_forms(TINY, batch_size=1, device="cpu", warmup=0, iters=1, deadline_s=15)
+    assert timed == [f"{TINY.name} form (a)", f"{TINY.name} form (b)"]
+
+
+# -- torch.compile's caches, memory after any failure --------------------------------------------
+def test_compiled_attempts_reset_the_compiler_before_and_after(monkeypatch):
+    events = []
+
+    def fake_compile(model, mode=None):
+        events.append(f"compile {mode}")
+        return model
+
+    monkeypatch.setattr(T.torch, "compile", fake_compile)
+    monkeypatch.setattr(T.torch.compiler, "reset", lambda: events.append("reset"))
+    T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
+    assert events == ["reset", "compile default", "reset"]
+    events.clear()
+    T.time_model(TINY, batch_size=1, device="cpu", warmup=0, iters=1)  # not compiled
+    assert events == []
+
+    def broken_compile(model, mode=None):
+        def call(*args):
+            raise RuntimeError("no C compiler (simulated)")
+        events.append("compile")
+        return call
+
+    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    with pytest.raises(T.TimingError, match="torch.compile failed"):
+        T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
+    assert events == ["reset", "compile", "reset"]  # the failed attempt's caches go too
+
+
+BOOM: list = []  # weak references to the inputs a Boom model saw
+
+
+class Boom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, x):
+        BOOM.append(weakref.ref(x))
+        raise ValueError("a bug in the model (simulated)")
+
+
+def test_any_failure_gives_the_memory_back_before_it_propagates(monkeypatch):
+    released = []
+    real = T._release
+    monkeypatch.setattr(T, "_release", lambda device, compiled=False: (
+        released.append((str(device), compiled)), real(device, compiled)))
+    BOOM.clear()
+    with pytest.raises(ValueError, match="a bug in the model") as info:
+        T.time_model(Boom(), batch_size=2, image_size=4, device="cpu", warmup=1, iters=1)
+    assert info.value.__traceback__ is not None  # the error itself propagates, unchanged
+    assert released[-1] == ("cpu", False)  # released before it left time_model
+    assert BOOM and all(ref() is None for ref in BOOM)  # the batch is gone, the error alive
+
+
+class CaptureOOM(nn.Module):
+    """Fails as a CUDA-graph capture does when it runs out of memory: the allocator's error,
+    then the capture's own on leaving torch.cuda.graph, with the first as its context."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+        self.limit = limit
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            try:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB "
+                                             "(simulated, during capture)")
+            except torch.OutOfMemoryError:  # the implicit context is the point here
+                raise RuntimeError("CUDA error: operation failed due to a previous "  # noqa: B904
+                                   "error during capture")
+        return self.fc(x.flatten(1))
+
+
+def test_an_out_of_memory_during_capture_is_recognised():
+    with pytest.raises(T.TimingError) as info:
+        T.time_model(CaptureOOM(limit=2), batch_size=8, image_size=4, device="cpu", warmup=0,
+                     iters=1)
+    assert str(info.value).startswith("out of memory at batch size 8 on ")
+    assert "(CUDA out of memory. Tried to allocate 2.00 GiB (simulated, during capture)); " \
+           "batch size 2 fits" in str(info.value)
+    chained = RuntimeError("CUDA error: operation failed due to a previous error during capture")
+    chained.__context__ = torch.OutOfMemoryError("CUDA out of memory")
+    assert T._oom_in(chained) is chained.__context__
+    assert T._is_oom(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+                                  "cublasCreate(handle)"))
+    assert not T._is_oom(RuntimeError("CUDA error: operation not permitted when stream is "
+                                      "capturing"))
+
+
+# -- precision flags, device memory -------------------------------------------------------------
+def test_numerics_restore_the_matmul_precision_and_the_legacy_flags():
+    """The flags are process-wide and settable without a GPU: _numerics for a CUDA device sets
+    and restores them (nothing here runs on a GPU)."""
+    cuda = torch.device("cuda", 0)
+    original = T._precision_flags()
+    try:
+        for before in ("medium", "high", "highest"):
+            torch.set_float32_matmul_precision(before)
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = False
+            saved = T._precision_flags()
+            for dtype, tf32 in (("fp32", False), ("tf32", True), ("bf16", False)):
+                with T._numerics(cuda, dtype, cudnn_benchmark=True):
+                    assert torch.get_float32_matmul_precision() == (
+                        "high" if tf32 else "highest")
+                    assert torch.backends.cuda.matmul.allow_tf32 is tf32
+                    assert torch.backends.cudnn.allow_tf32 is tf32
+                    assert torch.backends.cudnn.benchmark is True
+                assert T._precision_flags() == saved
+                assert torch.get_float32_matmul_precision() == before
+        if hasattr(torch.backends.cudnn, "conv"):  # torch 2.9+: the per-backend API
+            torch.backends.cuda.matmul.fp32_precision = "tf32"
+            torch.backends.cudnn.conv.fp32_precision = "tf32"
+            with T._numerics(cuda, "fp32"):
+                assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+            assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+            assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    finally:
+        T._restore_precision_flags(original)
+        torch.set_float32_matmul_precision(original["float32_matmul_precision"] or "highest")
+
+
+def test_device_total_memory_on_the_cpu(monkeypatch, tmp_path):
+    pages = {"SC_PHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(T.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(T, "_CGROUP_MEMORY_MAX", str(tmp_path / "absent"))
+    assert T.device_total_memory("cpu") == 4096 * 1000
+    limit = tmp_path / "memory.max"
+    limit.write_text("1000000\n")
+    monkeypatch.setattr(T, "_CGROUP_MEMORY_MAX", str(limit))
+    assert T.device_total_memory("cpu") == 1000000  # the container's limit is lower
+    limit.write_text("max\n")
+    assert T.device_total_memory("cpu") == 4096 * 1000  # no limit
+
+    def no_sysconf(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(T.os, "sysconf", no_sysconf)
+    assert T.device_total_memory("cpu") is None
+    limit.write_text("2048\n")
+    assert T.device_total_memory("cpu") == 2048
+
+
 # -- GPU ---------------------------------------------------------------------------------------
 @needs_cuda
 def test_gpu_timing_records_memory_and_restores_flags():
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark)
+             torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision())
     result = T.time_model(TINY, batch_size=4, device="cuda", warmup=2, iters=5)
     assert result.device_type == "cuda"
     assert result.device_name == torch.cuda.get_device_name()
@@ -480,7 +826,8 @@ def test_gpu_timing_records_memory_and_restores_flags():
     assert result.settings["timer"] == "CUDA events" and result.settings["tf32"] is False
     assert result.images_per_s == 4 / result.median_ms * 1000
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-            torch.backends.cudnn.benchmark) == flags
+            torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision()) == flags
+    assert result.settings["cudnn_benchmark"] is True  # the default on a GPU
 
 
 @needs_cuda
@@ -506,3 +853,103 @@ def test_gpu_out_of_memory_is_caught_and_the_next_call_works():
         T.time_model(TINY, batch_size=huge, image_size=512, device="cuda", warmup=0, iters=1)
     assert torch.cuda.memory_allocated() == before
     assert T.time_model(TINY, batch_size=2, device="cuda", warmup=0, iters=1).batch_size == 2
+
+
+@needs_cuda
+def test_gpu_cuda_0_explicitly_records_the_gpu():
+    result = T.time_model(TINY, batch_size=2, device="cuda:0", warmup=1, iters=2,
+                          cudnn_benchmark=False)
+    s = result.settings
+    assert s["device"] == "cuda:0" and result.device_name == torch.cuda.get_device_name(0)
+    assert s["cudnn_benchmark"] is False
+    assert s["cuda_version"] == torch.version.cuda
+    assert s["cudnn_version"] == torch.backends.cudnn.version()
+    total = torch.cuda.get_device_properties(0).total_memory
+    assert s["device_total_memory_bytes"] == total == T.device_total_memory("cuda:0")
+    assert result.to_dict()["settings"]["device_total_memory_bytes"] == total
+
+
+@needs_cuda
+def test_gpu_compile():
+    result = T.time_model(TINY, batch_size=4, device="cuda", compile=True, warmup=2, iters=3)
+    assert result.settings["compile_mode"] == "default" and len(result.times_ms) == 3
+    assert result.images_per_s == 4 / result.median_ms * 1000
+
+
+@needs_cuda
+def test_gpu_compile_with_cuda_graphs_uses_them():
+    result = T.time_model(TINY, batch_size=4, device="cuda", compile=True, cuda_graphs=True,
+                          warmup=3, iters=3)
+    assert result.settings["compile_mode"] == "reduce-overhead"
+    assert result.settings["cudagraph_skips"] == 0  # torch.compile did not decline them
+    assert len(result.times_ms) == 3
+
+
+@needs_cuda
+def test_gpu_bf16_channels_last():
+    result = T.time_model(TINY, batch_size=4, device="cuda", dtype="bf16", channels_last=True,
+                          warmup=2, iters=3)
+    assert result.settings["autocast"] == "bfloat16"
+    assert result.settings["channels_last"] is True and result.settings["tf32"] is False
+    key = (str(T.resolve_device("cuda")), "bf16", None)
+    assert result.peak_tflops == T._PEAK_CACHE[key]
+
+
+@needs_cuda
+def test_gpu_cuda_graph_training_step_is_a_real_step():
+    """Each replay of the captured training step computes the gradients afresh (equal to an
+    eager step's from the same weights, not added to the last ones) and updates the weights."""
+    dev = T.resolve_device("cuda")
+    torch.manual_seed(0)
+    model = randomize_(build_model(TINY)).to(dev).train()
+    twin = randomize_(build_model(TINY)).to(dev).train()
+    plan = T._Plan(dev, "fp32", False, True, False, True, "train", False, 1, 1, 0, (3, 16, 16),
+                   10, False)
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.randn(4, 3, 16, 16, generator=generator).to(dev)
+    with T._on_device(dev), T._numerics(dev, "fp32"):
+        step, labels = T._train_step(model, batch, plan, generator)  # 3 steps, then capture
+        for _ in range(2):
+            twin.load_state_dict(model.state_dict())  # identical weights
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            step()
+            torch.cuda.synchronize(dev)
+            twin.zero_grad(set_to_none=True)
+            T._loss(twin(batch), labels).backward()
+            for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(),
+                                         strict=True):
+                scale = q.grad.abs().max().item()
+                assert (p.grad - q.grad).abs().max().item() <= 1e-4 * scale + 1e-7, name
+                assert not torch.equal(p.detach(), before[name]), name  # the step updated it
+
+
+@needs_cuda
+def test_gpu_timer_agrees_with_cuda_events():
+    spec = PRESETS["resnext50_32x4d"].replace(image_size=128)
+    result = T.time_model(spec, batch_size=32, device="cuda", dtype="bf16", channels_last=True,
+                          warmup=5, iters=20, cross_check=True)
+    assert 0.85 <= result.check_ratio <= 1.15, (result.median_ms, result.check_median_ms)
+
+
+@needs_cuda
+def test_gpu_percent_of_peak_is_at_most_100_in_bf16():
+    result = T.time_model(PRESETS["wide_resnet50_2"], batch_size=64, device="cuda",
+                          dtype="bf16", channels_last=True, warmup=3, iters=5)
+    assert 0 < result.peak_percent <= 100
+    assert not any(note.startswith("above the peak") for note in result.notes)
+
+
+@pytest.mark.skipif(not HAS_CUDA or torch.cuda.device_count() < 2,
+                    reason="needs two CUDA GPUs; this machine has fewer")
+def test_gpu_the_second_gpu_keeps_everything_on_it():
+    current = torch.cuda.current_device()
+    on_first = torch.cuda.memory_allocated(0)
+    for settings in ({}, {"cuda_graphs": True}, {"cross_check": True},
+                     {"cuda_graphs": True, "mode": "train", "dtype": "bf16"}):
+        result = T.time_model(TINY, batch_size=2, device="cuda:1", warmup=1, iters=2,
+                              **settings)
+        assert result.settings["device"] == "cuda:1" and len(result.times_ms) == 2
+        assert result.device_name == torch.cuda.get_device_name(1)
+    assert ("cuda:1", "fp32", None) in T._PEAK_CACHE
+    assert torch.cuda.current_device() == current
+    assert torch.cuda.memory_allocated(0) == on_first
