@@ -20,14 +20,22 @@ import html
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Downloads are written here and nowhere else; Gradio may serve only this folder. Gradio's
+# own copies of what it serves (its cache) go inside it too, so that one folder holds every
+# file the app makes, and removing it at exit (SIGTERM included) leaves nothing behind.
+OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="resnext-builder-"))
+atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
+os.environ["GRADIO_TEMP_DIR"] = str(OUTPUT_DIR / "gradio")
 for _var in ("NO_PROXY", "no_proxy"):  # Gradio checks its own server through any proxy
     if "127.0.0.1" not in os.environ.get(_var, ""):
         os.environ[_var] = ",".join(h for h in ("localhost,127.0.0.1", os.environ.get(_var))
@@ -35,7 +43,7 @@ for _var in ("NO_PROXY", "no_proxy"):  # Gradio checks its own server through an
 
 import gradio as gr  # noqa: E402
 
-from builder import compare, guards, learn, proof, share, timing, views  # noqa: E402  # noqa: E402
+from builder import compare, guards, learn, proof, share, timing, views  # noqa: E402
 from builder.spec import (  # noqa: E402
     FORMS,
     MAX_JSON_BYTES,
@@ -47,10 +55,15 @@ from builder.timing import available_devices  # noqa: E402
 
 DEFAULT_PRESET = "resnext50_32x4d"
 ASK_ABOVE_S = 20.0  # a CPU timing estimated to take longer asks first
+MAX_RUN_S = 300.0  # a timing run is stopped after this long (timing.time_model's deadline_s)
+ESTIMATE_SLACK = 3.0  # ...and one estimated above 3x that is not started at all
 MAX_RESULTS = 30  # timing rows kept per session
-# Downloads are written here and nowhere else; Gradio may serve only this folder.
-OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="resnext-builder-"))
-atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
+OUTPUT_MAX_AGE_S = 3600  # downloads older than this are removed (Gradio's cache: delete_cache)
+# Timing runs and proofs hold this while they run. Gradio's queue ("device", one at a time)
+# orders them and shows each user its place; the lock covers what the queue cannot: a run
+# whose client cancelled goes on in its worker thread after Gradio has freed the slot, and
+# the next run must not measure beside it.
+DEVICE_LOCK = threading.Lock()
 
 BLOCK_CHOICES = [("bottleneck: 1×1, 3×3, 1×1", "bottleneck"),
                  ("basic: 3×3, 3×3 (ResNet-18/34)", "basic")]
@@ -63,9 +76,13 @@ LATEX = [{"left": "$$", "right": "$$", "display": True},
 
 CSS = """
 #header h1 { margin-bottom: 0; }
-#spec-error { border: 1px solid var(--error-border-color, #ef4444); border-radius: 8px;
-  padding: 6px 10px; color: var(--error-text-color, #b91c1c);
-  background: var(--error-background-fill, #fef2f2); }
+/* "clip", not Gradio's "hidden": it clips the same but makes no scroll container, so the
+   sticky message below stays in view while the page scrolls */
+.gradio-container { overflow: clip !important; }
+#spec-error { position: sticky; top: 8px; z-index: 20; border-radius: 8px;
+  border: 1px solid var(--error-border-color, #ef4444); padding: 6px 10px;
+  color: var(--error-text-color, #b91c1c); background: var(--error-background-fill, #fef2f2); }
+.graph-view > svg { border-radius: 8px; }  /* the drawing is a white card on a dark page */
 .graph-view { margin: 0; overflow: auto; }
 .graph-view svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
 #block-svg .graph-view svg { width: 100%; max-height: 85vh; }  /* the whole block in view */
@@ -130,13 +147,59 @@ def _slug(spec: ResNeXtSpec) -> str:
     return f"{name}-{spec.form}-{digest}"
 
 
+def browser_secret() -> str:
+    """The key Gradio encrypts the pins kept in the browser with. Gradio draws a new one at
+    every launch, which would drop every pin at a restart; this one is kept in the user's
+    cache folder (created once, readable by the user only), or taken from
+    RESNEXT_BUILDER_SECRET. Where neither can be had, a random one: pins last until restart."""
+    if os.environ.get("RESNEXT_BUILDER_SECRET"):
+        return os.environ["RESNEXT_BUILDER_SECRET"]
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resnext-builder"
+    path = folder / "browser-state-secret"
+    try:
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(handle, "w") as out:
+                out.write(secrets.token_hex(32))
+        return path.read_text().strip() or secrets.token_hex(32)
+    except OSError:  # a read-only home, or a race lost to another process: read again
+        try:
+            return path.read_text().strip() or secrets.token_hex(32)
+        except OSError:
+            return secrets.token_hex(32)
+
+
+_last_prune = [0.0]
+
+
+def prune_outputs(now: float) -> int:
+    """Remove downloads older than OUTPUT_MAX_AGE_S from OUTPUT_DIR (at most once a minute),
+    so that a long-running server does not fill its disk. `now`: the modification time of
+    the file just written (no clock is read here). Returns how many were removed."""
+    if now - _last_prune[0] < 60:
+        return 0
+    _last_prune[0] = now
+    removed = 0
+    for entry in os.scandir(OUTPUT_DIR):
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                os.remove(entry.path)
+                removed += 1
+        except OSError:  # removed by another thread meanwhile
+            pass
+    return removed
+
+
 def write_output(name: str, data: bytes | str) -> str:
     """Write a download into the app's output folder (atomically) and return its path."""
     path = OUTPUT_DIR / name
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    if not path.exists():  # two sessions may ask for the same file at once: each its own temp
+        handle, tmp = tempfile.mkstemp(dir=OUTPUT_DIR, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
+        prune_outputs(path.stat().st_mtime)
     return str(path)
 
 
@@ -152,6 +215,9 @@ def layout(ui: SimpleNamespace) -> None:
         "(b), (c), the network, its summary and its code.", elem_id="header")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320, elem_id="controls"):
+            # first in the column and sticky: a message stays in view next to whichever
+            # control the user is editing
+            ui.error = gr.Markdown(visible=False, elem_id="spec-error")
             ui.preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset",
                                     info="start from a named network", elem_id="preset")
             with gr.Row():
@@ -161,8 +227,12 @@ def layout(ui: SimpleNamespace) -> None:
                 ui.width = gr.Number(spec0.width_per_group, label="Width per group d",
                                      info="path width, stage 1", elem_id="width",
                                      min_width=120)
-            ui.keep = gr.Checkbox(False, label="Keep the complexity of the baseline "
-                                  "(solve d for this C)", elem_id="keep")
+            with gr.Row(equal_height=True):
+                ui.keep = gr.Checkbox(False, label="Keep the complexity of the baseline "
+                                      "(solve d for this C)", elem_id="keep", min_width=140)
+                ui.baseline = gr.Dropdown(list(PRESETS), value=views.DEFAULT_BASELINE,
+                                          label="Baseline", info="kept, and compared against",
+                                          elem_id="baseline", min_width=140)
             ui.depths = gr.Textbox(views.format_depths(spec0.depths), label="Blocks per stage",
                                    info="one number per stage, e.g. 3, 4, 6, 3",
                                    elem_id="depths")
@@ -192,7 +262,6 @@ def layout(ui: SimpleNamespace) -> None:
                 ui.zero_init = gr.Checkbox(spec0.zero_init_residual,
                                            label="Zero-init the last BN of each block",
                                            elem_id="zero-init")
-            ui.error = gr.Markdown(visible=False, elem_id="spec-error")
             with gr.Accordion("Share", open=True):
                 ui.share_link = gr.Textbox(label="Link to this configuration",
                                            buttons=["copy"], elem_id="share-link",
@@ -209,8 +278,6 @@ def layout(ui: SimpleNamespace) -> None:
             ui.headline = gr.Markdown(views.headline(spec0), elem_id="headline")
             with gr.Tabs(elem_id="views"):
                 with gr.Tab("Overview", id="overview"):
-                    ui.baseline = gr.Dropdown(list(PRESETS), value=views.DEFAULT_BASELINE,
-                                              label="Baseline", elem_id="baseline")
                     ui.overview = gr.Markdown(views.overview_markdown(spec0),
                                               elem_id="overview")
                     ui.stages = gr.Dataframe(views.stage_table(spec0), interactive=False,
@@ -220,21 +287,9 @@ def layout(ui: SimpleNamespace) -> None:
                 with gr.Tab("Block", id="block"):
                     ui.stage = gr.Radio(views.stage_choices(spec0), value=0,
                                         label="Stage shown", elem_id="stage")
-                    ui.block_html = gr.HTML(elem_id="block-svg")
-                    with gr.Row(elem_classes="downloads"):
-                        ui.block_svg = gr.DownloadButton("SVG", size="sm",
-                                                         elem_id="block-svg-download")
-                        ui.block_png = gr.Button("PNG", size="sm", elem_id="block-png")
-                        ui.block_dot = gr.DownloadButton("DOT", size="sm",
-                                                         elem_id="block-dot-download")
+                    graph_view(ui, "block")
                 with gr.Tab("Network", id="network"):
-                    ui.network_html = gr.HTML(elem_id="network-svg")
-                    with gr.Row(elem_classes="downloads"):
-                        ui.network_svg = gr.DownloadButton("SVG", size="sm",
-                                                           elem_id="network-svg-download")
-                        ui.network_png = gr.Button("PNG", size="sm", elem_id="network-png")
-                        ui.network_dot = gr.DownloadButton("DOT", size="sm",
-                                                           elem_id="network-dot-download")
+                    graph_view(ui, "network")
                 with gr.Tab("Summary", id="summary"):
                     ui.summary_depth = gr.Radio([1, 2, 3, 4], value=3, label="Depth",
                                                 info="how deep torchinfo lists modules",
@@ -267,9 +322,21 @@ def layout(ui: SimpleNamespace) -> None:
             ui.last_times = gr.Textbox("{}", visible="hidden", elem_id="last-times")
             ui.timing_results = gr.State([])
             ui.pins_json = gr.Textbox("[]", visible="hidden", elem_id="pins-json")
-            ui.pins_store = gr.BrowserState([], storage_key="resnext-builder-pins")
+            ui.pins_store = gr.BrowserState([], storage_key="resnext-builder-pins",
+                                            secret=browser_secret())
             ui.learn_step = gr.Number(0, visible="hidden", elem_id="learn-step")
             ui.learn_opened = gr.State(False)  # the walk-through is drawn once it is opened
+
+
+def graph_view(ui: SimpleNamespace, name: str) -> None:
+    """A drawing (`ui.{name}_html`, elem_id "{name}-svg") and its SVG, PNG and DOT buttons."""
+    setattr(ui, f"{name}_html", gr.HTML(elem_id=f"{name}-svg"))
+    with gr.Row(elem_classes="downloads"):
+        setattr(ui, f"{name}_svg", gr.DownloadButton("SVG", size="sm",
+                                                     elem_id=f"{name}-svg-download"))
+        setattr(ui, f"{name}_png", gr.Button("PNG", size="sm", elem_id=f"{name}-png"))
+        setattr(ui, f"{name}_dot", gr.DownloadButton("DOT", size="sm",
+                                                     elem_id=f"{name}-dot-download"))
 
 
 def layout_timing(ui: SimpleNamespace) -> None:
@@ -383,7 +450,10 @@ def wire(ui: SimpleNamespace) -> None:
             ui.headline: views.headline(spec),
             ui.stage: gr.update(choices=views.stage_choices(spec), value=stage),
             ui.spec_json: spec.to_json(indent=None),
-            ui.share_query: "?" + share.to_query(spec, preset, stage),
+            ui.share_query: "?" + share.to_query(
+                spec, preset, stage,
+                baseline=baseline if baseline in PRESETS and baseline != views.DEFAULT_BASELINE
+                else None),
             ui.width: gr.update(value=spec.width_per_group, interactive=not keep_complexity),
         }
 
@@ -452,8 +522,9 @@ def wire(ui: SimpleNamespace) -> None:
         except SpecError as exc:
             shared, error = share.SharedView(PRESETS[DEFAULT_PRESET], DEFAULT_PRESET), exc
         preset = shared.preset or share.preset_of(shared.spec) or DEFAULT_PRESET
+        baseline = shared.baseline or views.DEFAULT_BASELINE
         out = {**refresh(shared.spec, preset, baseline, shared.stage, False),
-               **controls(shared.spec, preset)}
+               **controls(shared.spec, preset), ui.baseline: baseline}
         if error is not None:
             out.update(invalid(error, "The link was not applied."))
         return out
@@ -585,17 +656,18 @@ def wire(ui: SimpleNamespace) -> None:
             forms = True  # one block is timed in the three forms (builder.timing.time_forms)
         try:
             settings = timing_settings(spec, device, batch_size, image_size, dtype, mode,
-                                       channels_last, compile)
+                                       channels_last, compile, bool(forms))
             target = settings.pop("spec")
+            block = stage if scope == "block" else None
             estimate = timing.estimate_seconds(
                 target, settings["batch_size"], settings["device"], settings["mode"],
-                dtype=settings["dtype"], compile=settings["compile"], forms=bool(forms))
+                dtype=settings["dtype"], compile=settings["compile"], forms=bool(forms),
+                block=block)
             on_cpu = timing.resolve_device(settings["device"]).type == "cpu"
+            too_long(estimate, "timing")
         except (SpecError, ValueError) as exc:  # TimingSettingError is a ValueError
             return {ui.time_message: f"**Not run.** {exc}",
                     ui.time_confirm: gr.update(visible=False)}
-        if scope == "block":
-            estimate *= views.block_share(target, stage)
         if on_cpu and estimate > ASK_ABOVE_S and not confirmed:
             return {ui.time_message: (
                         f"**This run would take about {estimate:,.0f} s on the CPU** "
@@ -603,21 +675,22 @@ def wire(ui: SimpleNamespace) -> None:
                         "or make it smaller: batch, image size, one block."),
                     ui.time_confirm: gr.update(visible=True,
                                                value=f"Run anyway (about {estimate:,.0f} s)")}
-        progress(0.05, desc=f"timing on {settings['device']} (about {estimate:,.0f} s)")
+        progress(0.0, desc=f"timing on {settings['device']} (about {estimate:,.0f} s)")
+        report = {"progress": lambda fraction, text: progress(fraction, desc=text),
+                  "deadline_s": MAX_RUN_S}
         try:
-            if forms:
-                block = stage if scope == "block" else None
-                run = timing.time_forms(target, block=block, **settings)
-            else:
-                run = [timing.time_model(target, **settings)]
+            with DEVICE_LOCK:
+                if forms:
+                    run = timing.time_forms(target, block=block, **settings, **report)
+                else:
+                    run = [timing.time_model(target, **settings, **report)]
         except (timing.TimingError, ValueError) as exc:
             return {ui.time_message: f"**Not run.** {exc}",
                     ui.time_confirm: gr.update(visible=False)}
-        times = json.loads(last_times or "{}")
+        times = compare.load_times(last_times)
         for result in run:
             if scope == "network":
-                form = result.name[-2]
-                key = target.replace(form=form).to_json(indent=None)
+                key = target.replace(form=result.settings["spec"]["form"]).to_json(indent=None)
                 times[key] = {"median_ms": result.median_ms, "batch_size": result.batch_size,
                               "device": views.device_text(result).split(",")[0]}
         start = len(results)
@@ -639,7 +712,8 @@ def wire(ui: SimpleNamespace) -> None:
         return time(spec_json, device, batch_size, image_size, dtype, mode, channels_last,
                     compile, scope, forms, stage, True, results, last_times, progress)
 
-    def equivalence(spec_json, scope, stage, batch_size, train_too, confirmed):
+    def equivalence(spec_json, scope, stage, batch_size, train_too, confirmed,
+                    progress=gr.Progress()):  # noqa: B008
         """Prove forms (a), (b), (c) equal: max |difference| per form, dtype and BN mode next
         to the bound, then time the three forms (the contrast)."""
         spec = parse_spec_json(spec_json)
@@ -647,8 +721,11 @@ def wire(ui: SimpleNamespace) -> None:
         modes = ("eval", "train") if train_too else ("eval",)
         try:
             batch = views.whole(batch_size, "batch_size")
-            guards.check(spec, batch, mode="training" if train_too else "inference")
+            # the proof holds the model and one converted copy, in float64
+            guards.check(spec, batch, mode="training" if train_too else "inference",
+                         dtype_bytes=8, models=2)
             estimate = proof.estimate_seconds(spec, scope, stage, batch, modes)
+            too_long(estimate, "proof")
         except SpecError as exc:
             return {ui.proof_message: f"**Not run.** {exc}",
                     ui.proof_confirm: gr.update(visible=False)}
@@ -658,26 +735,29 @@ def wire(ui: SimpleNamespace) -> None:
                         f"{spec.name}. Press *Run anyway*, or prove one block (seconds)."),
                     ui.proof_confirm: gr.update(visible=True,
                                                 value=f"Run anyway (about {estimate:,.0f} s)")}
-        result = proof.prove(spec, scope, stage, batch, modes=modes)
+        with DEVICE_LOCK:
+            result = proof.prove(spec, scope, stage, batch, modes=modes,
+                                 progress=lambda fraction, text: progress(fraction, desc=text))
         return {ui.proof_message: views.proof_markdown(result),
                 ui.proof_table: views.proof_table(result),
                 ui.proof_contrast: views.forms_lesson(result.timings),
                 ui.proof_chart: views.timing_chart(result.timings),
                 ui.proof_confirm: gr.update(visible=False)}
 
-    def equivalence_confirmed(spec_json, scope, stage, batch_size, train_too, confirmed):
+    def equivalence_confirmed(spec_json, scope, stage, batch_size, train_too, confirmed,
+                              progress=gr.Progress()):  # noqa: B008
         """The same proof, after its estimate was shown and accepted."""
-        return equivalence(spec_json, scope, stage, batch_size, train_too, True)
+        return equivalence(spec_json, scope, stage, batch_size, train_too, True, progress)
 
     def compare_view(action, spec_json, pins_json, last_times):
         """Pins: action "pin" (the spec), "sweep" (Table 2 on the spec's template), "clear",
         or "show". Returns the pins (JSON), the table and the charts."""
         pins = compare.load_pins(pins_json)
-        times = json.loads(last_times or "{}") if len(last_times or "") < 65536 else {}
+        times = compare.load_times(last_times)
         if action in ("pin", "sweep"):
             spec = parse_spec_json(spec_json)
             specs = [spec] if action == "pin" else compare.sweep(spec)
-            pins = compare.add_pins(pins, specs, times if isinstance(times, dict) else {})
+            pins = compare.add_pins(pins, specs, times)
         elif action == "clear":
             pins = []
         elif action != "show":
@@ -703,7 +783,8 @@ def wire(ui: SimpleNamespace) -> None:
         with the parts it is about highlighted (by node id)."""
         spec = parse_spec_json(spec_json)
         item = learn.lesson(spec, int(step or 0))
-        svg = learn.highlight_svg(views.block_svg(item["spec"], 0), item["highlight"])
+        svg = learn.highlight_svg(views.block_svg(item["spec"], 0, item["block_index"]),
+                                  item["highlight"])
         text = (f"### {item['index'] + 1}/{item['count']}. {item['title']}\n\n{item['text']}"
                 f"\n\n<small>highlighted: {', '.join(item['highlight'])}</small>")
         return {ui.learn_text: text, ui.learn_svg: views.svg_html(svg, item["title"])}
@@ -737,11 +818,13 @@ def wire(ui: SimpleNamespace) -> None:
                           edit_inputs, analytics + [ui.depths], api_name="remove_stage", **fast)
     ui.upload.upload(upload_config, [ui.upload, ui.preset, ui.baseline, ui.stage], everything,
                      api_name="upload_config", **fast)
-    ui.demo.load(restore, [ui.share_query, ui.baseline], everything, api_name="restore",
+    ui.demo.load(restore, [ui.share_query, ui.baseline], everything + [ui.baseline],
+                 api_name="restore",
                  js="(query, baseline) => [window.location.search, baseline]", **fast)
     ui.share_query.change(None, ui.share_query, ui.share_link, js=SHARE_JS)
 
-    gr.on([ui.spec_json.change, ui.baseline.input], overview, [ui.spec_json, ui.baseline],
+    # baseline.change, not .input: a link that sets only the baseline redraws the overview too
+    gr.on([ui.spec_json.change, ui.baseline.change], overview, [ui.spec_json, ui.baseline],
           [ui.overview, ui.stages, ui.formula], api_name="overview",
           trigger_mode="always_last", **fast)
 
@@ -767,6 +850,8 @@ def wire(ui: SimpleNamespace) -> None:
 
     # Timing and the proof share one queue per server ("device"): one run at a time, and the
     # queue shows each waiting user its position; builds and views have their own queues.
+    # One queue for the CPU and every GPU, not one per device: a GPU timing needs the host's
+    # cores to launch its kernels, so a CPU run beside it would skew it too.
     device = {"concurrency_limit": 1, "concurrency_id": "device", "show_progress": "full"}
     time_inputs = [ui.spec_json, ui.time_device, ui.time_batch, ui.time_size, ui.time_dtype,
                    ui.time_mode, ui.time_channels_last, ui.time_compile, ui.time_scope,
@@ -823,17 +908,31 @@ def wire(ui: SimpleNamespace) -> None:
 
 
 def timing_settings(spec: ResNeXtSpec, device, batch_size, image_size, dtype, mode,
-                    channels_last, compile) -> dict:
+                    channels_last, compile, forms=False) -> dict:
     """The Timing controls as time_model's keyword arguments (and the spec to time, at the
-    image size asked for); SpecError or TimingSettingError (a ValueError) where one is bad."""
+    image size asked for); SpecError or TimingSettingError (a ValueError) where one is bad.
+    The resource guard uses the device's own memory; time_forms holds three models."""
     batch = views.whole(batch_size, "batch_size")
     if image_size not in (None, "", 0):  # an empty box: the spec's own size
         spec = spec.replace(image_size=views.whole(image_size, "image_size"))
-    guards.check(spec, batch, limits=guards.Limits.for_device(str(device or "cpu")),
-                 mode="training" if mode == "train" else "inference")
+    where = timing.resolve_device(device or "auto")  # TimingSettingError for a bad device
+    limits = guards.Limits.for_device(where.type, timing.device_total_memory(where))
+    guards.check(spec, batch, limits=limits, models=3 if forms else 1,
+                 mode="training" if mode == "train" else "inference",
+                 dtype_bytes=2 if dtype in ("bf16", "fp16") else 4)
     return {"spec": spec, "batch_size": batch, "device": device or "auto",
             "dtype": dtype or "fp32", "mode": mode or "inference",
             "channels_last": bool(channels_last), "compile": bool(compile)}
+
+
+def too_long(estimate: float, what: str) -> None:
+    """Refuse, even when asked to run anyway, what would hold the device queue far longer than
+    MAX_RUN_S (the estimate errs long, up to a few times, so the cap is generous); a run that
+    starts is stopped at MAX_RUN_S in any case."""
+    if estimate > MAX_RUN_S * ESTIMATE_SLACK:
+        raise SpecError(what, f"about {estimate:,.0f} s", f"expected at most about "
+                        f"{MAX_RUN_S * ESTIMATE_SLACK:,.0f} s (estimated; a run is stopped after "
+                        f"{MAX_RUN_S:,.0f} s): make it smaller (batch, image size, one block)")
 
 
 def graph_error(exc: Exception) -> str:
@@ -850,7 +949,9 @@ def png_file(spec: ResNeXtSpec, dot: str, name: str) -> str:
 
 def build_demo() -> gr.Blocks:
     ui = SimpleNamespace()
-    with gr.Blocks(title="ResNeXt Block Builder") as demo:
+    # delete_cache: every hour, Gradio removes the files of its cache older than an hour
+    with gr.Blocks(title="ResNeXt Block Builder",
+                   delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as demo:
         ui.demo = demo
         layout(ui)
         wire(ui)

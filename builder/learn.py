@@ -28,21 +28,28 @@ def _paths(c: int) -> list[int]:
     return list(range(c)) if c <= MAX_PATHS else [0, 1, c - 1]
 
 
+def block_index(spec: ResNeXtSpec) -> int:
+    """The block of stage 1 the lesson draws: a later one (in = out, identity shortcut), as
+    the paper's Fig. 3 does, where the stage has one; else the first."""
+    return 1 if spec.depths[0] > 1 else 0
+
+
 def _numbers(spec: ResNeXtSpec) -> dict:
-    """Stage 1's numbers for a later block (in = out), as the paper's Fig. 3 draws it."""
+    """Stage 1's numbers for the block the lesson draws (`block_index`)."""
     b = spec.replace(block="bottleneck")
     c, d, out = b.cardinality, b.path_width(0), b.out_channels(0)
+    inp = out if block_index(spec) else spec.stem_width
     w = c * d
-    path = out * d + 9 * d * d + d * out
+    path = inp * d + 9 * d * d + d * out
     reference_width = 64  # the ResNet bottleneck of the same stage: one path 64 wide
-    reference = out * reference_width + 9 * reference_width ** 2 + reference_width * out
-    return {"C": c, "d": d, "out": out, "w": w, "path": path, "block": c * path,
+    reference = inp * reference_width + 9 * reference_width ** 2 + reference_width * out
+    return {"C": c, "d": d, "in": inp, "out": out, "w": w, "path": path, "block": c * path,
             "reference": reference, "grouped": 9 * w * w // c, "dense": 9 * w * w}
 
 
 def _steps(spec: ResNeXtSpec) -> list[dict]:
     k = _numbers(spec)
-    C, d, out, w = k["C"], k["d"], k["out"], k["w"]
+    C, d, inp, out, w = k["C"], k["d"], k["in"], k["out"], k["w"]
     paths = _paths(C)
     bottleneck = spec.replace(block="bottleneck")
     basic = spec.replace(block="basic", stride_on="3x3")
@@ -71,13 +78,13 @@ def _steps(spec: ResNeXtSpec) -> list[dict]:
          "spec": bottleneck.replace(form="a"),
          "highlight": ["path0_conv1", "path0_conv2", "path0_conv3"],
          "text": (
-             f"One path is $1{{\\times}}1$, {out}$\\to${d}; $3{{\\times}}3$, {d}$\\to${d}; "
+             f"One path is $1{{\\times}}1$, {inp}$\\to${d}; $3{{\\times}}3$, {d}$\\to${d}; "
              f"$1{{\\times}}1$, {d}$\\to${out}. Its weights, and the block's:\n\n"
              f"$$\\text{{in}}\\cdot d + 9 d^2 + d\\cdot\\text{{out}}$$\n\n"
-             f"$$= {out}\\cdot{d} + 9\\cdot{d}^2 + {d}\\cdot{out} = {_n(k['path'])}$$\n\n"
+             f"$$= {inp}\\cdot{d} + 9\\cdot{d}^2 + {d}\\cdot{out} = {_n(k['path'])}$$\n\n"
              f"$$C\\cdot({_n(k['path'])}) = {C}\\cdot{_n(k['path'])} = {_n(k['block'])}$$\n\n"
              f"The ResNet bottleneck of this stage (one path, 64 wide) has "
-             f"${out}\\cdot 64 + 9\\cdot 64^2 + 64\\cdot{out} = {_n(k['reference'])}$.")},
+             f"${inp}\\cdot 64 + 9\\cdot 64^2 + 64\\cdot{out} = {_n(k['reference'])}$.")},
         {"title": "Aggregate: sum, then BN",
          "spec": bottleneck.replace(form="a"),
          "highlight": ["sum", "bn3", "add", "relu"],
@@ -101,7 +108,7 @@ def _steps(spec: ResNeXtSpec) -> list[dict]:
          "highlight": ["conv1", "conv2", "conv3"],
          "text": (
              f"The first layers share their input: {C} convs $1{{\\times}}1$, "
-             f"{out}$\\to${d} are one conv {out}$\\to${_n(w)}. The {C} separate "
+             f"{inp}$\\to${d} are one conv {inp}$\\to${_n(w)}. The {C} separate "
              f"$3{{\\times}}3$ convs are one **grouped** conv with $g = C = {C}$ groups. "
              "A grouped conv has $k^2 \\, C_\\text{in} C_\\text{out} / g$ weights:\n\n"
              f"$$\\frac{{9 \\cdot {_n(w)} \\cdot {_n(w)}}}{{{C}}} = {_n(k['grouped'])} "
@@ -134,13 +141,16 @@ STEP_COUNT = 8
 
 def lesson(spec: ResNeXtSpec, step: int) -> dict:
     """Step `step` (0-based, clamped to the range) with this spec's numbers: title, text
-    (Markdown with LaTeX), the spec to draw (stage 0, first block) and the node ids to
-    highlight."""
+    (Markdown with LaTeX), the spec to draw (stage 0, block `block_index`) and the node ids
+    to highlight."""
     steps = _steps(spec)
     step = min(max(int(step), 0), len(steps) - 1)
     item = steps[step]
+    # the shortcut step draws the first block, whose shortcut is a projection
+    index = 0 if "shortcut_conv" in item["highlight"] else block_index(spec)
     return {"index": step, "count": len(steps), "title": item["title"],
-            "text": item["text"], "spec": item["spec"], "highlight": item["highlight"]}
+            "text": item["text"], "spec": item["spec"], "highlight": item["highlight"],
+            "block_index": index}
 
 
 def highlight_svg(svg: str, ids: list[str]) -> str:

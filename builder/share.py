@@ -38,7 +38,7 @@ KEYS = {
     "zero_init": "zero_init_residual",
 }
 FIELD_KEYS = {field: key for key, field in KEYS.items()}
-VIEW_KEYS = ("stage",)  # what the page shows, not what the network is
+VIEW_KEYS = ("stage", "baseline")  # what the page shows, not what the network is
 MAX_QUERY_CHARS = 2000
 _INT = re.compile(r"[0-9]{1,9}")
 _BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -46,12 +46,14 @@ _BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no"
 
 @dataclass(frozen=True)
 class SharedView:
-    """What a link restores: the spec, the preset it was derived from (or None) and the
-    0-based stage shown in the block view."""
+    """What a link restores: the spec, the preset it was derived from (or None), the
+    0-based stage shown in the block view and the preset compared against (None: the page's
+    default baseline)."""
 
     spec: ResNeXtSpec
     preset: str | None = None
     stage: int = 0
+    baseline: str | None = None
 
 
 def preset_of(spec: ResNeXtSpec) -> str | None:
@@ -67,10 +69,13 @@ def _encode(value) -> str:
     return str(value)
 
 
-def to_query(spec: ResNeXtSpec, preset: str | None = None, stage: int = 0) -> str:
+def to_query(spec: ResNeXtSpec, preset: str | None = None, stage: int = 0,
+             baseline: str | None = None) -> str:
     """The query string (without "?") that restores `spec`: the preset, then the fields that
     differ from it. Without `preset`, the preset equal to the spec, or else none (the fields
-    that differ from ResNeXtSpec's defaults). A nonzero `stage` is added for the block view."""
+    that differ from ResNeXtSpec's defaults). A nonzero `stage` is added for the block view,
+    and a `baseline` (a preset's name) where the page compares against another than its
+    default."""
     if preset is None:
         preset = preset_of(spec)
     if preset is not None and preset not in PRESETS:
@@ -83,6 +88,10 @@ def to_query(spec: ResNeXtSpec, preset: str | None = None, stage: int = 0) -> st
             pairs.append((key, _encode(value)))
     if stage:
         pairs.append(("stage", str(stage)))
+    if baseline is not None:
+        if baseline not in PRESETS:
+            raise SpecError("baseline", baseline, f"expected one of {', '.join(PRESETS)}")
+        pairs.append(("baseline", baseline))
     return urlencode(pairs, safe=",")
 
 
@@ -119,9 +128,9 @@ def from_query(query: str | Mapping[str, str]) -> SharedView:
     else:
         pairs = list(query.items())
     data: dict = {}
-    stage = 0
+    stage, baseline = 0, None
     for key, text in pairs:
-        if key not in KEYS and key not in ("preset", "stage"):
+        if key not in KEYS and key not in ("preset", *VIEW_KEYS):
             continue  # not ours (Gradio's `__theme`, a tracker's tag): ignored, whatever it holds
         if not isinstance(text, str) or len(text) > 200:
             raise SpecError(KEYS.get(key, key), _short(text), "expected a short text value")
@@ -133,11 +142,16 @@ def from_query(query: str | Mapping[str, str]) -> SharedView:
             if not _INT.fullmatch(text.strip()):
                 raise SpecError("stage", text, "expected a whole number (link key stage)")
             stage = int(text)
+        elif key == "baseline":
+            baseline = text.strip()
+            if baseline not in PRESETS:
+                raise SpecError("baseline", baseline, "expected one of "
+                                f"{', '.join(PRESETS)} (link key baseline)")
     spec = ResNeXtSpec.from_dict(data)
     if stage >= len(spec.depths):
         raise SpecError("stage", stage, f"expected a whole number from 0 to "
                         f"{len(spec.depths) - 1} (the spec has {len(spec.depths)} stages)")
-    return SharedView(spec, data.get("preset"), stage)
+    return SharedView(spec, data.get("preset"), stage, baseline)
 
 
 def _short(value) -> str:

@@ -221,10 +221,10 @@ def formula_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> str
 # -- the heavy views, cached per spec ------------------------------------------------------
 
 @lru_cache(maxsize=128)
-def block_dot(spec: ResNeXtSpec, stage: int = 0) -> str:
+def block_dot(spec: ResNeXtSpec, stage: int = 0, block_index: int = 0) -> str:
     from .graph import draw_block
 
-    return draw_block(spec, stage).source
+    return draw_block(spec, stage, block_index).source
 
 
 @lru_cache(maxsize=64)
@@ -235,10 +235,10 @@ def network_dot(spec: ResNeXtSpec) -> str:
 
 
 @lru_cache(maxsize=128)
-def block_svg(spec: ResNeXtSpec, stage: int = 0) -> str:
+def block_svg(spec: ResNeXtSpec, stage: int = 0, block_index: int = 0) -> str:
     from .graph import svg_text
 
-    return svg_text(block_dot(spec, stage))
+    return svg_text(block_dot(spec, stage, block_index))
 
 
 @lru_cache(maxsize=64)
@@ -322,10 +322,23 @@ def device_text(result) -> str:
 
 
 def timing_settings(result) -> str:
+    """Every setting of a run, in one line: 'batch 2, 16×16, inference, fp32, eager,
+    2 warm-up + 10 iterations, seed 0, 2 threads, time.perf_counter'."""
+    from .timing import variant_text
+
     s = result.settings
-    variant = [name for name in ("channels_last", "compile", "fast") if s.get(name)]
-    return (f"batch {result.batch_size}, {result.image_size}×{result.image_size}, {s['mode']}, "
-            f"{s['dtype']}, {' + '.join(variant) or 'eager'}, {s['iters']} iterations")
+    parts = [f"batch {result.batch_size}", f"{result.image_size}×{result.image_size}",
+             s["mode"], s["dtype"] + (f" (autocast {s['autocast']})" if s.get("autocast")
+                                      else ""), variant_text(s),
+             f"{s['warmup']} warm-up + {s['iters']} iterations", f"seed {s['seed']}"]
+    if result.device_type == "cpu":
+        parts.append(f"{s['threads']} threads")
+    if s.get("cudnn_benchmark") is not None:
+        parts.append(f"cudnn.benchmark {'on' if s['cudnn_benchmark'] else 'off'}")
+    if s.get("optimizer"):
+        parts.append(s["optimizer"] + (" + GradScaler" if s.get("grad_scaler") else ""))
+    parts.append(s["timer"])
+    return ", ".join(parts)
 
 
 def timing_row(number: int, result) -> list[str]:
@@ -391,11 +404,3 @@ def whole(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(name, value, "expected a whole number of 1 or more")
     return value
-
-
-def block_share(spec: ResNeXtSpec, stage: int) -> float:
-    """A later block of `stage`'s share of the network's multiply-adds (for estimates)."""
-    from .complexity import block_counts
-
-    c = counts(spec)
-    return block_counts(spec, c.stages[stage].plan, first=False).macs / (c.macs or 1)

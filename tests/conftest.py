@@ -2,6 +2,9 @@
 the meta device; forward passes use small specs."""
 
 import os
+import subprocess
+
+import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 for _var in ("NO_PROXY", "no_proxy"):
@@ -14,3 +17,18 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """`python app.py --port N` on a free port, once per test module, stopped after it."""
+    from test_app import free_port, launch
+
+    port = free_port()
+    process = launch(port)
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()

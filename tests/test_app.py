@@ -59,18 +59,6 @@ def launch(port: int, timeout: float = 180.0) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    process = launch(port)
-    yield f"http://127.0.0.1:{port}/"
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-@pytest.fixture(scope="module")
 def client(app_url):
     from gradio_client import Client
 
@@ -196,14 +184,20 @@ def test_add_and_remove_stage(client):
 
 
 def test_restore_from_a_link(client):
+    restored = EVERYTHING + ["baseline"]
     out = named(client.predict("?preset=resnet18&C=2&form=a&stage=1", "resnet50",
-                               api_name="/restore"), EVERYTHING)
+                               api_name="/restore"), restored)
     assert (out["preset"], value(out["cardinality"]), out["form"], out["block"],
-            out["stage"]["value"]) == ("resnet18", 2, "a", "basic", 1)
+            out["stage"]["value"], out["baseline"]) == ("resnet18", 2, "a", "basic", 1,
+                                                         "resnet50")
     assert out["share_query"] == "?preset=resnet18&C=2&form=a&stage=1"
     assert out["error"]["visible"] is False
+    out = named(client.predict("?preset=resnext50_32x4d&baseline=resnet101", "resnet50",
+                               api_name="/restore"), restored)
+    assert out["baseline"] == "resnet101"
+    assert out["share_query"] == "?preset=resnext50_32x4d&baseline=resnet101"
     out = named(client.predict("?preset=resnet18&form=z", "resnet50", api_name="/restore"),
-                EVERYTHING)
+                restored)
     assert out["error"]["value"] == ("**The link was not applied.** form: 'z' is not allowed; "
                                      "expected one of 'a', 'b', 'c'")
     assert out["preset"] == "resnext50_32x4d" and value(out["cardinality"]) == 32
@@ -326,10 +320,64 @@ def test_build_rejects_a_bad_spec(client):
 
 
 def test_files_outside_the_output_folder_are_not_served(app_url):
-    for path in ("gradio_api/file=/etc/passwd", f"gradio_api/file={ROOT / 'app.py'}"):
+    """Gradio's file route serves what the app wrote (the positive control: the /code
+    download), and refuses everything else with 403, however the path is spelled."""
+    from gradio_client import Client
+
+    raw = Client(app_url, verbose=False, download_files=False)  # the server's own paths
+    source, py_file, _, _ = raw.predict(TINY.to_json(), api_name="/code")
+    py_path = py_file["path"]
+    with urllib.request.urlopen(app_url + f"gradio_api/file={py_path}") as answer:
+        assert answer.status == 200
+        assert answer.read().decode().rstrip("\n") == source.rstrip("\n")
+    folder = str(Path(py_path).parent)
+    for path in ("/etc/passwd", str(ROOT / "app.py"), f"{folder}/../../../etc/passwd",
+                 f"{folder}/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                 f"{folder}%2F..%2F..%2F..%2Fetc%2Fpasswd", "..%2F..%2F..%2Fetc%2Fpasswd"):
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(app_url + path)
-        assert info.value.code in (403, 404)
+            urllib.request.urlopen(app_url + "gradio_api/file=" + path)
+        assert info.value.code == 403, path
+
+
+def test_the_app_listens_on_localhost_without_a_share_link(monkeypatch):
+    """`python app.py` with no options: 127.0.0.1:7860, no public link, only the output
+    folder allowed; GRADIO_SERVER_NAME / _PORT are respected."""
+    import app
+
+    calls = []
+    monkeypatch.setattr(app.demo, "queue", lambda **kw: app.demo)
+    monkeypatch.setattr(app.demo, "launch", lambda **kw: calls.append(kw))
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    app.main([])
+    assert (calls[0]["server_name"], calls[0]["server_port"], calls[0]["share"]) == (
+        "127.0.0.1", 7860, False)
+    assert calls[0]["allowed_paths"] == [str(app.OUTPUT_DIR)]
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    app.main(["--share"])
+    assert (calls[1]["server_name"], calls[1]["server_port"], calls[1]["share"]) == (
+        "0.0.0.0", 8123, True)
+
+
+def test_a_stopped_app_leaves_no_files_behind():
+    """Every file the app makes (its downloads and Gradio's copies of them) lies in one
+    temporary folder, which a plain `kill` (SIGTERM) removes."""
+    from gradio_client import Client
+
+    port = free_port()
+    process = launch(port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        _, py_file, _, _ = client.predict(TINY.to_json(), api_name="/code")
+        py_path = py_file["path"]  # the server's path: <output>/gradio/<hash>/<file>.py
+        folder = Path(py_path).parents[2]
+        assert folder.name.startswith("resnext-builder-") and Path(py_path).exists()
+        assert any(p.suffix == ".py" for p in folder.iterdir())  # the app's own copy
+    finally:
+        process.terminate()
+        process.wait(20)
+    assert not folder.exists()
 
 
 # -- phase 2: timing, the equivalence proof, comparisons, the classroom walk-through --------
@@ -347,7 +395,8 @@ def test_time_three_forms_on_the_cpu(client):
     rows = table["data"]
     assert [row[1] for row in rows] == [f"ResNeXt-5 (2x4d) form ({f})" for f in "cba"]
     assert all(row[2].startswith("CPU: ") for row in rows)
-    assert rows[0][9] == "batch 2, 16×16, inference, fp32, eager, 10 iterations"
+    assert re.fullmatch(r"batch 2, 16×16, inference, fp32, eager, 2 warm-up \+ 10 iterations, "
+                        r"seed 0, \d+ threads, time\.perf_counter", rows[0][9]), rows[0][9]
     assert rows[0][8] == "– (CPU: not tracked)"
     medians = [float(row[3].replace(",", "")) for row in rows]
     assert all(m > 0 for m in medians)
@@ -455,3 +504,40 @@ def test_learn_steps_with_numbers_and_highlights(client):
     assert text.startswith("### 8/8. The shortcut")  # clamped to the last step
     text, _ = client.predict(R50.to_json(), 0, True, api_name="/learn_follow")
     assert text.startswith("### 1/8. Split, transform, aggregate")
+
+
+def test_confirmed_runs_and_the_sweep_endpoint(client):
+    """The "Run anyway" endpoints run what the plain ones would ask about first, and /sweep
+    pins the paper's Table 2 from the page's spec."""
+    message, table, _, _ = client.predict(*timing_args(TINY, batch=1), api_name="/time_confirmed")
+    assert message.startswith("Ran on **CPU: ")
+    newest = table["data"][0]  # the session keeps earlier runs below, newest first
+    assert newest[1] == "ResNeXt-5 (2x4d) form (c)" and int(newest[0]) == len(table["data"])
+    message, table, _, _ = client.predict(TINY.to_json(), "network", 0, 1, False, True,
+                                          api_name="/equivalence_confirmed")
+    assert message.startswith("**Forms (a), (b) and (c) compute the same function**")
+    assert [row[7] for row in table["data"]] == ["yes"] * 4
+    pins_json, stored, table, chart = client.predict(PRESETS["resnet50"].to_json(), "[]", "{}",
+                                                     api_name="/sweep")
+    assert [(p["spec"]["cardinality"], p["spec"]["width_per_group"])
+            for p in json.loads(pins_json)] == [(1, 64), (2, 40), (4, 24), (8, 14), (32, 4)]
+    assert stored == json.loads(pins_json)
+    assert [row[3] for row in table["data"]] == [
+        "25,557,032", "25,425,000", "25,292,968", "25,603,016", "25,028,904"]
+
+
+def test_the_readmes_api_example_works(app_url, capsys):
+    """The README's gradio_client example, run as it is written (only the address is this
+    test's app), prints what its comment says."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- api-example")[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in block
+    code = block.replace("http://127.0.0.1:7860/", app_url)
+    exec(compile(code, "README.md", "exec"), {})  # our own README, not user input
+    *_, first, second = capsys.readouterr().out.splitlines()  # after "Loaded as API: ..."
+    comment = block.split("# ", 1)[1].splitlines()[0]
+    assert first == comment == "ResNeXt-50 (64x4d) 45192488 7981335656"
+    spec = R50.replace(cardinality=64)
+    assert first.split()[-2:] == [str(count_params(spec)), str(count_macs(spec))]
+    rows, title = second.split(" ", 1)
+    assert int(rows) > 100 and title.startswith('"""ResNeXt-50 (64x4d), form (c)')

@@ -11,9 +11,22 @@ from builder.learn import STEP_COUNT, highlight_svg, lesson
 @pytest.mark.parametrize("step", range(STEP_COUNT))
 def test_every_highlighted_id_is_in_the_drawn_block(name, step):
     item = lesson(PRESETS[name], step)
-    svg = highlight_svg(views.block_svg(item["spec"], 0), item["highlight"])
+    svg = highlight_svg(views.block_svg(item["spec"], 0, item["block_index"]),
+                        item["highlight"])
     assert svg.count(' highlight"') == len(item["highlight"]), item["highlight"]
     assert item["index"] == step and item["count"] == STEP_COUNT
+
+
+@pytest.mark.parametrize("depth, block, channels", [(3, 1, "256→4"), (1, 0, "64→4")])
+def test_the_drawn_block_has_the_numbers_of_the_text(depth, block, channels):
+    """Step 3 says "1×1, in→d": the block drawn is the one with that `in` (a later block of
+    conv2, 256→4, as in the paper's Fig. 3; the first, 64→4, where conv2 has one block)."""
+    spec = PRESETS["resnext50_32x4d"].replace(depths=(depth, 4, 6, 3))
+    item = lesson(spec, 2)
+    assert item["block_index"] == block
+    assert f"{channels.split('→')[0]}$\\to$4" in item["text"]
+    assert f"1×1 conv, {channels}" in views.block_svg(item["spec"], 0, item["block_index"])
+    assert lesson(spec, 7)["block_index"] == 0  # the shortcut step: the projecting block
 
 
 def test_numbers_are_filled_in():

@@ -160,3 +160,15 @@ def test_formatting():
     assert views.fmt_bytes(102_760_448) == "102.76 MB"
     html = views.svg_html('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg id="x"></svg>', 'a"b')
     assert html == '<figure class="graph-view" aria-label="a&quot;b"><svg id="x"></svg></figure>'
+
+
+def test_baseline_travels_in_the_link():
+    spec = PRESETS["resnext50_32x4d"]
+    query = to_query(spec, "resnext50_32x4d", baseline="resnet101")
+    assert query == "preset=resnext50_32x4d&baseline=resnet101"
+    assert from_query(query) == SharedView(spec, "resnext50_32x4d", 0, "resnet101")
+    assert from_query("preset=resnet18").baseline is None
+    with pytest.raises(SpecError, match=r"^baseline: 'vgg16' is not allowed; expected one of "):
+        from_query("preset=resnet18&baseline=vgg16")
+    with pytest.raises(SpecError, match=r"^baseline: 'vgg16' is not allowed"):
+        to_query(spec, baseline="vgg16")
