@@ -228,8 +228,9 @@ def layout(ui: SimpleNamespace) -> None:
                                      info="path width, stage 1", elem_id="width",
                                      min_width=120)
             with gr.Row(equal_height=True):
-                ui.keep = gr.Checkbox(False, label="Keep the complexity of the baseline "
-                                      "(solve d for this C)", elem_id="keep", min_width=140)
+                ui.keep = gr.Checkbox(False, label="Keep the baseline's complexity",
+                                      info="solve d for this C", elem_id="keep",
+                                      min_width=140)
                 ui.baseline = gr.Dropdown(list(PRESETS), value=views.DEFAULT_BASELINE,
                                           label="Baseline", info="kept, and compared against",
                                           elem_id="baseline", min_width=140)

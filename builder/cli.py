@@ -196,6 +196,8 @@ def _time_arguments(p: argparse.ArgumentParser) -> None:
     for flag, text in (("--compile", "torch.compile the model"),
                        ("--channels-last", "NHWC memory format for model and batch"),
                        ("--cuda-graphs", "replay each step as a CUDA graph (GPU)"),
+                       ("--freeze", "with --compile, inference: Inductor's freezing (weights "
+                                    "as constants: BN folded, CPU weights prepacked)"),
                        ("--fast", "inference with BN folded into the convolutions"),
                        ("--no-cudnn-benchmark", "do not let cuDNN time its algorithms"),
                        ("--forms", "time forms (a), (b), (c) side by side"),

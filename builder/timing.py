@@ -497,6 +497,17 @@ def _check_count(name: str, value, lowest: int) -> None:
                                  f"from {lowest}")
 
 
+def _check_freeze(freeze, compile, mode) -> None:
+    if freeze not in (True, False):
+        raise TimingSettingError(f"freeze: {freeze!r} is not allowed; expected True or False")
+    if freeze and not compile:
+        raise TimingSettingError("freeze: freezing is a torch.compile (Inductor) setting; "
+                                 "add compile")
+    if freeze and mode == "train":
+        raise TimingSettingError("freeze: freezing treats the weights as constants, which "
+                                 "holds for inference only; use mode='inference'")
+
+
 def _check_deadline(deadline_s) -> None:
     if deadline_s is None:
         return
@@ -622,7 +633,7 @@ class TimingResult:
 
 def variant_text(settings: dict) -> str:
     """The layout and compiler settings of a run: "channels_last + compile", or "eager"."""
-    parts = [name for name in ("channels_last", "compile", "cuda_graphs", "fast")
+    parts = [name for name in ("channels_last", "compile", "freeze", "cuda_graphs", "fast")
              if settings.get(name)]
     if settings.get("compile_mode") not in (None, "default"):
         parts[parts.index("compile")] = f"compile({settings['compile_mode']})"
@@ -712,6 +723,7 @@ class _Plan:
     input_shape: tuple[int, ...]
     num_classes: int | None
     cross_check: bool
+    freeze: bool = False  # torch.compile with Inductor's freezing (inference only)
 
     @property
     def compile_mode(self) -> str | None:
@@ -859,8 +871,20 @@ def _cudagraph_skips() -> int:
 def _attempt(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool = False,
              run: _Run | None = None) -> dict:
     """Build, warm up and time one configuration. `probe`: one eager step, nothing timed."""
-    with _on_device(plan.device):
+    with _on_device(plan.device), _freezing(plan.freeze and plan.compile and not probe):
         return _attempt_here(pristine, plan, batch_size, probe, run or _Run())
+
+
+def _freezing(on: bool):
+    """Inductor's freezing for the compiles inside: the weights become constants, so that
+    BN folds into the convolutions and, on the CPU, oneDNN prepacks the convolution weights
+    (torch._inductor.config.freezing; it holds for inference only). A process-wide setting:
+    compiled attempts run one at a time (_COMPILE_LOCK)."""
+    if not on:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True)
 
 
 def _attempt_here(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool,
@@ -1068,7 +1092,7 @@ def time_model(spec_or_model, batch_size: int = 8, image_size: int | None = None
                seed: int = 0, *, input_shape: Sequence[int] | None = None,
                macs: int | None = None, name: str | None = None, cross_check: bool = False,
                progress: Callable[[float, str], None] | None = None,
-               deadline_s: float | None = None) -> TimingResult:
+               deadline_s: float | None = None, freeze: bool = False) -> TimingResult:
     """Time a spec (built with random weights and BN statistics) or a model (timed on a copy)
     on one random batch.
 
@@ -1096,6 +1120,8 @@ def time_model(spec_or_model, batch_size: int = 8, image_size: int | None = None
         macs: multiply-adds of one forward pass of one input, when the model has no spec.
         name: the label in tables; default the spec's name and form.
         cross_check: also time the same step with torch.utils.benchmark.Timer.
+        freeze: with compile, in inference: Inductor's freezing (weights as constants: BN
+            folded, and on the CPU the convolution weights prepacked for oneDNN).
         progress: called as progress(fraction, text) as the run goes: fractions from 0 to 1,
             never decreasing, ending at 1.0; texts such as "warm-up 1/2", "iteration 3/10",
             "measuring the matmul peak", "done".
@@ -1115,7 +1141,7 @@ def time_model(spec_or_model, batch_size: int = 8, image_size: int | None = None
     return _time_model(
         _Run(progress, deadline_s), spec_or_model, batch_size, image_size, device, dtype,
         channels_last, cudnn_benchmark, compile, cuda_graphs, mode, fast, warmup, iters, seed,
-        input_shape=input_shape, macs=macs, name=name, cross_check=cross_check)
+        input_shape=input_shape, macs=macs, name=name, cross_check=cross_check, freeze=freeze)
 
 
 def _time_model(run: _Run, spec_or_model, batch_size: int = 8, image_size: int | None = None,
@@ -1125,11 +1151,12 @@ def _time_model(run: _Run, spec_or_model, batch_size: int = 8, image_size: int |
                 fast: bool = False, warmup: int | None = None, iters: int | None = None,
                 seed: int = 0, *, input_shape: Sequence[int] | None = None,
                 macs: int | None = None, name: str | None = None,
-                cross_check: bool = False) -> TimingResult:
+                cross_check: bool = False, freeze: bool = False) -> TimingResult:
     """time_model, reporting into `run` (one part of time_forms, or the whole)."""
     dev = resolve_device(device)
     _check_settings(dev, batch_size, dtype, mode, compile, cuda_graphs, fast, warmup, iters,
                     cudnn_benchmark)
+    _check_freeze(freeze, compile, mode)
     pristine, spec, size = _source(spec_or_model, image_size, seed)
     if input_shape is not None:
         input_shape = tuple(int(n) for n in input_shape)
@@ -1145,7 +1172,8 @@ def _time_model(run: _Run, spec_or_model, batch_size: int = 8, image_size: int |
         warmup = max(warmup, 3)  # cudagraph trees record on the third call
     benchmark = (cudnn_benchmark is not False) if dev.type == "cuda" else None
     plan = _Plan(dev, dtype, channels_last, bool(benchmark), compile, cuda_graphs, mode, fast,
-                 warmup, iters, seed, input_shape, _num_classes(pristine, spec), cross_check)
+                 warmup, iters, seed, input_shape, _num_classes(pristine, spec), cross_check,
+                 bool(freeze))
 
     with _gpu_lock(dev):
         return _timed(run, dev, pristine, spec, plan, batch_size, size, macs, name)
@@ -1203,6 +1231,7 @@ def _timed(run: _Run, dev: torch.device, pristine: nn.Module, spec: ResNeXtSpec 
         "channels_last": plan.channels_last,
         "cudnn_benchmark": benchmark,
         "compile": compile, "compile_mode": plan.compile_mode, "cuda_graphs": plan.cuda_graphs,
+        "freeze": plan.freeze,
         "mode": mode, "fast": plan.fast, "batch_size": batch_size, "image_size": size,
         "input_shape": list(plan.input_shape), "warmup": plan.warmup, "iters": plan.iters,
         "seed": plan.seed, "threads": torch.get_num_threads(), "cross_check": plan.cross_check,
@@ -1441,10 +1470,11 @@ def run_cli(spec: ResNeXtSpec, args) -> int:
                     cudnn_benchmark=False if args.no_cudnn_benchmark else None,
                     compile=args.compile, cuda_graphs=args.cuda_graphs, mode=args.mode,
                     fast=args.fast, warmup=args.warmup, iters=args.iters, seed=args.seed,
-                    cross_check=args.cross_check)
+                    cross_check=args.cross_check, freeze=args.freeze)
     dev = resolve_device(args.device)
     _check_settings(dev, args.batch, args.dtype, args.mode, args.compile, args.cuda_graphs,
                     args.fast, args.warmup, args.iters, settings["cudnn_benchmark"])
+    _check_freeze(args.freeze, args.compile, args.mode)
     guards.check(spec, args.batch, guards.Limits.for_device(dev.type, device_total_memory(dev)),
                  mode="training" if args.mode == "train" else "inference",
                  dtype_bytes=2 if args.dtype in ("bf16", "fp16") else 4,

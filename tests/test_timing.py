@@ -356,6 +356,54 @@ def test_torch_compile_on_the_cpu():
     assert "channels_last + compile + fast" in result.summary()
 
 
+def test_freeze_turns_on_inductors_freezing_while_the_model_compiles(monkeypatch):
+    """freeze=True: every call of the compiled model (its first one compiles) runs with
+    torch._inductor.config.freezing on, and it is off again afterwards."""
+    import torch._inductor.config as inductor_config
+
+    seen = []
+
+    def recording_compile(model, mode=None):
+        def call(*args):
+            seen.append(inductor_config.freezing)
+            return model(*args)
+        return call
+
+    monkeypatch.setattr(T.torch, "compile", recording_compile)
+    result = T.time_model(TINY, batch_size=1, device="cpu", compile=True, freeze=True,
+                          warmup=1, iters=2)
+    assert seen == [True, True, True] and inductor_config.freezing is False
+    assert result.settings["freeze"] is True and "compile + freeze" in result.summary()
+    seen.clear()
+    T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
+    assert seen == [False, False]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"freeze": True}, "^freeze: freezing is a torch.compile"),
+    ({"freeze": True, "compile": True, "mode": "train"}, "^freeze: .* inference only"),
+    ({"freeze": "yes", "compile": True}, "^freeze: 'yes' is not allowed"),
+])
+def test_freeze_is_refused_where_it_does_not_hold(settings, message):
+    with pytest.raises(T.TimingSettingError, match=message):
+        T.time_model(TINY, batch_size=1, device="cpu", warmup=1, iters=1, **settings)
+
+
+def test_cli_freeze_without_compile_exits_2(capsys):
+    assert main(["time", *TINY_ARGS, "--device", "cpu", "--freeze"]) == 2
+    assert "freeze: freezing is a torch.compile (Inductor) setting; add compile" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_torch_compile_with_freezing_on_the_cpu():
+    """A real compile with Inductor's freezing (the CPU's fastest inference mode)."""
+    result = T.time_model(TINY, batch_size=2, device="cpu", compile=True, freeze=True,
+                          channels_last=True, warmup=1, iters=2)
+    assert result.settings["freeze"] is True and result.settings["compile_mode"] == "default"
+    assert result.images_per_s == 2 / result.median_ms * 1000
+
+
 # -- forms side by side ------------------------------------------------------------------------
 def test_time_forms_returns_a_b_c_of_the_same_spec():
     results = T.time_forms(TINY, batch_size=2, device="cpu", warmup=0, iters=1)
