@@ -48,13 +48,13 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (str(ROOT), str(ROOT / "tests")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 for _var in ("NO_PROXY", "no_proxy"):
     _hosts = os.environ.get(_var, "")
@@ -157,21 +157,16 @@ def launch(port: int | None = None, instrument: bool = True, timeout: float = 24
         argv = [sys.executable, "-c", INSTRUMENT]
     else:
         argv = [sys.executable, "app.py"]
+    from test_app import launch as launch_app  # tests/: the suite's own launcher
+
     output = tempfile.TemporaryFile()  # a pipe nobody reads would block the app once full
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    app = App(process, f"http://127.0.0.1:{port}/", timing_log, output)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited ({process.returncode}):\n{app.log_tail()}")
-        try:
-            with urllib.request.urlopen(app.url, timeout=2) as answer:
-                if answer.status == 200:
-                    return app
-        except OSError:
-            time.sleep(0.5)
-    app.stop()
-    raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{app.log_tail()}")
+    try:
+        process = launch_app(port, timeout, argv=argv, env=env, output=output)
+    except RuntimeError:
+        if timing_log is not None:
+            timing_log.unlink(missing_ok=True)
+        raise
+    return App(process, f"http://127.0.0.1:{port}/", timing_log, output)
 
 
 def rss_kib(pid: int) -> int:

@@ -36,18 +36,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(port: int, timeout: float = 180.0) -> subprocess.Popen:
-    """`python app.py --port PORT`, returned once the page answers. Its output goes to a
-    temporary file (a pipe nobody reads would block it once full)."""
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+def launch(port: int, timeout: float = 180.0, argv: list[str] | None = None,
+           env: dict | None = None, output=None) -> subprocess.Popen:
+    """`python app.py --port PORT` (or `argv`, with `env`), returned once the page answers. Its
+    output goes to `output` or a temporary file (a pipe nobody reads would block it once
+    full). benchmarks/load_app.py launches its instrumented app through this too."""
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"} if env is None else env
+    log = tempfile.TemporaryFile() if output is None else output
+    argv = [sys.executable, "app.py", "--port", str(port)] if argv is None else argv
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.seek(0)
-            raise RuntimeError(f"app.py exited: {log.read().decode()[-2000:]}")
+            raise RuntimeError(f"the app exited ({process.returncode}): "
+                               f"{log.read().decode(errors='replace')[-4000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
                 if answer.status == 200:
@@ -55,7 +58,10 @@ def launch(port: int, timeout: float = 180.0) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s")
+    process.wait()
+    log.seek(0)
+    raise RuntimeError(f"the app did not answer within {timeout:.0f} s: "
+                       f"{log.read().decode(errors='replace')[-4000:]}")
 
 
 @pytest.fixture(scope="module")
