@@ -981,7 +981,12 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         allowed_paths=[str(OUTPUT_DIR)], max_file_size=MAX_JSON_BYTES * 4,
-        theme=theme(), css=CSS, show_error=False)
+        theme=theme(), css=CSS, show_error=False,
+        # Gradio's run history keeps every event's inputs and outputs (SVGs, the summary,
+        # the source) in the browser's localStorage and rewrites all of it after each event:
+        # hundreds of kB after a few changes, ~50 ms of every change's latency. The page's
+        # state is its link and the pins; a history of every keystroke is not wanted.
+        run_history=False)
 
 
 if __name__ == "__main__":

@@ -359,6 +359,7 @@ def test_the_app_listens_on_localhost_without_a_share_link(monkeypatch):
     assert (calls[0]["server_name"], calls[0]["server_port"], calls[0]["share"]) == (
         "127.0.0.1", 7860, False)
     assert calls[0]["allowed_paths"] == [str(app.OUTPUT_DIR)]
+    assert calls[0]["run_history"] is False  # no copy of every event in localStorage
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
     app.main(["--share"])
