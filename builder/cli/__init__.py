@@ -11,11 +11,11 @@ import json
 import sys
 from collections.abc import Callable
 
-from .complexity import network_counts
-from .guards import Limits
-from .network import describe
-from .spec import BLOCKS, FORMS, PRESETS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
-from .summary import BATCH_RANGE, DEPTH_RANGE
+from ..complexity import network_counts
+from ..guards import Limits
+from ..network import describe
+from ..spec import BLOCKS, FORMS, PRESETS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
+from ..summary import BATCH_RANGE, DEPTH_RANGE
 
 
 class UsageError(Exception):
@@ -164,8 +164,8 @@ def cmd_info(spec: ResNeXtSpec, args) -> int:
 
 
 def cmd_check(spec: ResNeXtSpec, args) -> int:
-    from .convert import check_equivalence
-    from .guards import check
+    from ..convert import check_equivalence
+    from ..guards import check
 
     check(spec, batch_size=args.batch, dtype_bytes=8)  # float64: refuse before building
     rows = check_equivalence(spec, batch_size=args.batch, seed=args.seed)
@@ -215,7 +215,7 @@ def _time_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_time(spec: ResNeXtSpec, args) -> int:
-    from .timing import TimingSettingError, run_cli
+    from ..timing import TimingSettingError, run_cli
 
     try:
         return run_cli(spec, args)
@@ -234,7 +234,7 @@ def _summary_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_summary(spec: ResNeXtSpec, args) -> int:
-    from .summary import run_cli  # imported here: `info` and the rest work without torchinfo
+    from ..summary import run_cli  # imported here: `info` and the rest work without torchinfo
 
     return run_cli(spec, args)
 
@@ -248,7 +248,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(spec: ResNeXtSpec, args) -> int:
-    from .export import run_cli  # imported here: ONNX is imported only when asked for
+    from ..export import run_cli  # imported here: ONNX is imported only when asked for
 
     return run_cli(spec, args)
 
@@ -278,7 +278,7 @@ COMMANDS: dict[str, Command] = {
                                         help="format from the suffix: .svg, .png, .dot (.gv); "
                                              "without -o, the DOT source goes to stdout")),
               # imported here: `info` and the rest work without the graphviz package
-              lambda spec, args: __import__(f"{__package__}.graph", fromlist=["cmd_graph"])
+              lambda spec, args: __import__("builder.graph", fromlist=["cmd_graph"])
               .cmd_graph(spec, args)),
     "summary": ("torchinfo's summary: layers, kernels, output shapes, params, multiply-adds",
                 _summary_arguments, cmd_summary),
