@@ -45,7 +45,7 @@ import gradio as gr  # noqa: E402
 
 from builder import compare, guards, learn, proof, share, timing, views  # noqa: E402
 from builder.spec import (  # noqa: E402
-    FORMS,
+    FIELDS,
     MAX_JSON_BYTES,
     PRESETS,
     ResNeXtSpec,
@@ -70,7 +70,7 @@ BLOCK_CHOICES = [("bottleneck: 1×1, 3×3, 1×1", "bottleneck"),
 STEM_CHOICES = [("ImageNet: 7×7/2 conv + max-pool", "imagenet"),
                 ("CIFAR: 3×3/1 conv, no pool", "cifar")]
 STRIDE_CHOICES = [("on the 3×3 (paper, v1.5)", "3x3"), ("on the first 1×1 (ResNet v1)", "1x1")]
-FORM_CHOICES = [(f"({key}) {text}", key) for key, text in FORMS.items()]
+FORM_CHOICES = [(label, key) for key, label in FIELDS["form"].choices]
 LATEX = [{"left": "$$", "right": "$$", "display": True},
          {"left": "$", "right": "$", "display": False}]
 

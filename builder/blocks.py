@@ -196,14 +196,9 @@ class ConcatBasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-BLOCK_CLASSES = {
-    ("bottleneck", "a"): AggregatedBottleneck,
-    ("bottleneck", "b"): ConcatBottleneck,
-    ("bottleneck", "c"): Bottleneck,
-    ("basic", "a"): AggregatedBasicBlock,
-    ("basic", "b"): ConcatBasicBlock,
-    ("basic", "c"): BasicBlock,
-}
+# (block type, form) -> block class. builder.registry fills it, from its one description of
+# each form; an exported file writes its own, with its one block.
+BLOCK_CLASSES: dict[tuple[str, str], type[nn.Module]] = {}
 
 
 class ResNeXt(nn.Module):

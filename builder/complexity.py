@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .network import StagePlan, conv_out, stage_plans, stem_size
+from .network import StagePlan, block_geometry, conv_out, stage_plans, stem_size
 from .spec import ResNeXtSpec, SpecError
 
 
@@ -41,21 +41,17 @@ def bn_counts(channels: int) -> Counts:
 
 def block_counts(spec: ResNeXtSpec, plan: StagePlan, first: bool) -> Counts:
     """One block of a stage: the first (which may stride and project) or a later one."""
-    in_channels = plan.in_channels if first else plan.out_channels
-    stride = plan.stride if first else 1
-    size_in = plan.size_in if first else plan.size_out
-    size = plan.size_out
-    w, out, groups = plan.width, plan.out_channels, spec.cardinality
+    g = block_geometry(spec, plan, first)
+    w, out, groups, size = g.width, g.out_channels, spec.cardinality, g.size_out
     if spec.block == "bottleneck":
-        size1 = size if spec.stride_on == "1x1" else size_in
-        total = (conv_counts(in_channels, w, 1, size1) + bn_counts(w)
+        total = (conv_counts(g.in_channels, w, 1, g.size_mid) + bn_counts(w)
                  + conv_counts(w, w, 3, size, groups) + bn_counts(w)
                  + conv_counts(w, out, 1, size) + bn_counts(out))
     else:  # basic: dense, both layers merge (paper Fig. 4)
-        total = (conv_counts(in_channels, w, 3, size) + bn_counts(w)
+        total = (conv_counts(g.in_channels, w, 3, size) + bn_counts(w)
                  + conv_counts(w, out, 3, size) + bn_counts(out))
-    if stride != 1 or in_channels != out:
-        total = total + conv_counts(in_channels, out, 1, conv_out(size_in, 1, stride, 0))
+    if g.projection:
+        total = total + conv_counts(g.in_channels, out, 1, conv_out(g.size_in, 1, g.stride, 0))
         total = total + bn_counts(out)
     return total
 

@@ -13,27 +13,16 @@ import copy
 import torch
 from torch import nn
 
-from . import blocks as B
+from . import registry
 from .network import build_model
 
-# Per block kind: (layers split by path along output channels, layer split along input
-# channels or None, last BN). Layer names are those of the form-(c) block.
-_LAYOUT = {
-    "bottleneck": (("conv1", "bn1", "conv2", "bn2"), "conv3", "bn3"),
-    "basic": (("conv1", "bn1"), "conv2", "bn2"),
-}
-_PATH_BLOCKS = (B.AggregatedBottleneck, B.ConcatBottleneck, B.AggregatedBasicBlock,
-                B.ConcatBasicBlock)
-_DENSE_BLOCKS = (B.Bottleneck, B.BasicBlock)
 
-
-def _kind(block: nn.Module) -> str:
-    return "bottleneck" if isinstance(
-        block, (B.Bottleneck, B.AggregatedBottleneck, B.ConcatBottleneck)) else "basic"
-
-
-def _is_aggregated(block: nn.Module) -> bool:
-    return isinstance(block, (B.AggregatedBottleneck, B.AggregatedBasicBlock))
+def _entry(block: nn.Module):
+    """(BlockType, Form) of a block module: the registry says how its weights map."""
+    entry = registry.of_module(block)
+    if entry is None:
+        raise TypeError(f"convert: {type(block).__name__} is not a registered block form")
+    return entry
 
 
 def _cat_path_states(modules: list[nn.Module], dim: int) -> dict[str, torch.Tensor]:
@@ -50,17 +39,17 @@ def _cat_path_states(modules: list[nn.Module], dim: int) -> dict[str, torch.Tens
 
 def dense_state(block: nn.Module) -> dict[str, torch.Tensor]:
     """The block's state as form (c) names it (conv1.weight, bn1.running_mean, ...)."""
-    if isinstance(block, _DENSE_BLOCKS):
+    kind, form = _entry(block)
+    if form.merge == "dense":
         return {k: v.clone() for k, v in block.state_dict().items()}
-    split_layers, last_conv, last_bn = _LAYOUT[_kind(block)]
     state = {}
-    for layer in split_layers:
+    for layer in kind.split_layers:
         parts = [getattr(path, layer) for path in block.paths]
         for key, value in _cat_path_states(parts, dim=0).items():
             state[f"{layer}.{key}"] = value
-    if _is_aggregated(block):  # sum of per-path last convs == one conv on the concatenation
-        parts = [getattr(path, last_conv) for path in block.paths]
-        state[f"{last_conv}.weight"] = torch.cat([p.weight.detach() for p in parts], dim=1)
+    if form.merge == "sum":  # sum of per-path last convs == one conv on the concatenation
+        parts = [getattr(path, kind.last_conv) for path in block.paths]
+        state[f"{kind.last_conv}.weight"] = torch.cat([p.weight.detach() for p in parts], dim=1)
     for key, value in block.state_dict().items():
         if not key.startswith("paths."):
             state[key] = value.clone()
@@ -69,19 +58,19 @@ def dense_state(block: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_dense_state(block: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Write a form-(c) state into a block of any form."""
-    if isinstance(block, _DENSE_BLOCKS):
+    kind, form = _entry(block)
+    if form.merge == "dense":
         block.load_state_dict(state, strict=True)
         return
-    split_layers, last_conv, last_bn = _LAYOUT[_kind(block)]
     count = len(block.paths)
     own = {}
     for key, value in state.items():
         layer, _, name = key.partition(".")
-        if layer in split_layers:
+        if layer in kind.split_layers:
             pieces = value.chunk(count, dim=0) if value.dim() else [value] * count
             for i, piece in enumerate(pieces):
                 own[f"paths.{i}.{key}"] = piece.clone()
-        elif layer == last_conv and _is_aggregated(block):
+        elif layer == kind.last_conv and form.merge == "sum":
             for i, piece in enumerate(value.chunk(count, dim=1)):
                 own[f"paths.{i}.{key}"] = piece.clone()
         else:
@@ -150,7 +139,7 @@ def check_equivalence(spec, batch_size: int = 2, seed: int = 0,
     rows = []
     torch.manual_seed(seed)
     source = randomize_(build_model(spec), seed)
-    others = [f for f in ("a", "b", "c") if f != spec.form]
+    others = [f for f in registry.FORMS if f != spec.form]
     generator = torch.Generator().manual_seed(seed + 1)
     batch = torch.randn(batch_size, spec.in_channels, spec.image_size, spec.image_size,
                         generator=generator, dtype=torch.float64)

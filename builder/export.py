@@ -23,6 +23,7 @@ import errno
 import functools
 import inspect
 import json
+import math
 import sys
 import textwrap
 import threading
@@ -34,11 +35,9 @@ from . import blocks
 from .complexity import network_counts
 from .guards import check as check_resources
 from .network import build_model
-from .spec import BLOCKS, FORMS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
+from .registry import BLOCK_TYPES, FORMS
+from .spec import ResNeXtSpec, SpecError, spec_fields
 
-CHOICES = {"form": tuple(FORMS), "block": BLOCKS, "stem": STEMS, "stride_on": STRIDE_ON}
-INTS = ("cardinality", "width_per_group", "num_classes", "in_channels", "image_size",
-        "stem_width")
 ALLOWED_IMPORTS = {"__future__", "torch"}  # the exported file must need nothing else
 LINE_LENGTH = 100  # pyproject.toml's [tool.ruff] line-length; tests/test_export.py runs ruff
 
@@ -53,9 +52,8 @@ NOTES = {
     "zero_init_residual": "start each block's last BN at 0 (block = identity)",
 }
 CHOICE_NOTES = {
-    "block": {"bottleneck": "1x1, 3x3, 1x1; block output = 4 x the stage's planes",
-              "basic": "3x3, 3x3 (ResNet-18/34); C paths merge into one dense block"},
-    "form": dict(FORMS),
+    "block": {key: block.note for key, block in BLOCK_TYPES.items()},
+    "form": {key: form.description for key, form in FORMS.items()},
     "stem": {"imagenet": "7x7/2 conv + 3x3/2 max-pool: a quarter of the image size",
              "cifar": "3x3/1 conv, no max-pool: the image size is kept"},
     "stride_on": {"3x3": "the stride 2 is on the 3x3 (paper, torchvision)",
@@ -88,20 +86,23 @@ def canonical_spec(spec: ResNeXtSpec) -> ResNeXtSpec:
     validated again (a spec altered after construction is caught here)."""
     if not isinstance(spec, ResNeXtSpec):
         raise TypeError(f"expected a ResNeXtSpec, got {type(spec).__name__}")
-    values: dict = {name: _exact_int(name, getattr(spec, name)) for name in INTS}
-    values.update({name: _fixed_choice(name, getattr(spec, name), choices)
-                   for name, choices in CHOICES.items()})
-    depths = spec.depths
-    if not isinstance(depths, tuple | list):
-        raise SpecError("depths", depths, "expected a list of whole numbers, one per stage")
-    values["depths"] = tuple(_exact_int(f"depths[{i}]", d) for i, d in enumerate(depths))
-    zero_init = spec.zero_init_residual
-    if not isinstance(zero_init, bool):
-        raise SpecError("zero_init_residual", zero_init, "expected true or false")
-    values["zero_init_residual"] = zero_init is True
-    missing = {f for f in spec.to_dict() if f not in values}
-    if missing:  # a field added to the spec that this exporter does not know how to write
-        raise SpecError("spec", sorted(missing), "unknown to builder.export")
+    values: dict = {}
+    for info in spec_fields():
+        value = getattr(spec, info.name)
+        if info.kind == "int":
+            values[info.name] = _exact_int(info.name, value)
+        elif info.kind == "choice":
+            values[info.name] = _fixed_choice(info.name, value, info.values)
+        elif info.kind == "depths":
+            if not isinstance(value, tuple | list):
+                raise SpecError("depths", value, "expected a list of whole numbers, one per stage")
+            values["depths"] = tuple(_exact_int(f"depths[{i}]", d) for i, d in enumerate(value))
+        elif info.kind == "bool":
+            if not isinstance(value, bool):
+                raise SpecError(info.name, value, "expected true or false")
+            values[info.name] = value is True
+        else:  # a kind of field this exporter does not know how to write
+            raise SpecError("spec", info.name, "unknown to builder.export")
     return ResNeXtSpec(**values)
 
 
@@ -113,6 +114,8 @@ def _literal(value) -> str:
         return str(value)
     if isinstance(value, str):
         return json.dumps(value)  # a constant of builder.spec: letters, digits, "x"
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(float.__float__(value))  # shortest round-trip form: 0.1, 1e-05
     if isinstance(value, tuple):
         return repr(tuple(int(v) for v in value))  # "(3,)" for one stage
     raise TypeError(f"no literal for {type(value).__name__}")
@@ -267,7 +270,7 @@ def _docstring(spec: ResNeXtSpec) -> str:
         "builder's own definitions (builder/blocks.py), their code unchanged, with only the",
         "block this network uses; build_model() at the end holds the numbers of this network.",
         "",
-        f"    form ({spec.form})        {FORMS[spec.form]}",
+        f"    form ({spec.form})        {FORMS[spec.form].description}",
         f"    parameters      {counts.params:,}",
         *_fit(f"    multiply-adds   {counts.macs:,} ({counts.macs / 1e9:,.2f} G)",
               f"for one {size}x{size} image; FLOPs = 2 x MACs", " " * 20),

@@ -51,12 +51,12 @@ import html
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .complexity import network_counts
-from .network import StagePlan, stage_plans, stem_size
-from .spec import FORMS, ResNeXtSpec, SpecError
+from .network import BlockGeometry, StagePlan, block_geometry, stage_plans, stem_size
+from .registry import FORMS
+from .spec import ResNeXtSpec, SpecError
 
 if TYPE_CHECKING:
     import graphviz
@@ -183,35 +183,6 @@ def _conv(kernel: int, in_channels: int, out_channels: int, stride: int = 1,
 
 # -- the block ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class BlockShape:
-    """The numbers of one block, from its stage's plan: what the drawing writes on it."""
-
-    in_channels: int
-    width: int  # C*d
-    path_width: int  # d
-    out_channels: int
-    stride: int
-    size_in: int
-    size_out: int
-    size_mid: int  # spatial size after the first conv: size_out if it carries the stride
-    stride1: int  # stride of the first conv (1x1, or the basic block's first 3x3)
-    stride2: int  # stride of the bottleneck's 3x3
-    projection: bool  # 1x1 conv + BN shortcut (shape changes) rather than the identity
-
-
-def block_shape(spec: ResNeXtSpec, plan: StagePlan, first: bool) -> BlockShape:
-    """The first block of a stage may stride and project; every later one is identical."""
-    in_channels = plan.in_channels if first else plan.out_channels
-    stride = plan.stride if first else 1
-    size_in = plan.size_in if first else plan.size_out
-    stride_first = spec.block == "basic" or spec.stride_on == "1x1"
-    return BlockShape(in_channels, plan.width, plan.path_width, plan.out_channels, stride,
-                      size_in, plan.size_out, plan.size_out if stride_first else size_in,
-                      stride if stride_first else 1, 1 if stride_first else stride,
-                      stride != 1 or in_channels != plan.out_channels)
-
-
 def _check_stage(spec: ResNeXtSpec, stage, block_index) -> StagePlan:
     if not isinstance(spec, ResNeXtSpec):
         raise TypeError(f"expected a ResNeXtSpec, got {type(spec).__name__}")
@@ -244,7 +215,7 @@ def draw_block(spec: ResNeXtSpec, stage: int = 0, block_index: int = 0) -> graph
             carries the stage's stride and projection shortcut; later blocks are all alike.
     """
     plan = _check_stage(spec, stage, block_index)
-    b = block_shape(spec, plan, block_index == 0)
+    b = block_geometry(spec, plan, block_index == 0)
     title = (f"{spec.name}: {plan.paper_name} ({plan.name}), block {block_index + 1} of "
              f"{plan.depth}, form ({spec.form})")
     d = _Drawing(f"block_{plan.name}_{block_index}_{spec.form}", title,
@@ -252,12 +223,13 @@ def draw_block(spec: ResNeXtSpec, stage: int = 0, block_index: int = 0) -> graph
     # ordering=out keeps the paths, the elision and the shortcut left to right in that order
     d.node(d.graph, "input", "io", _html("input x", _shape(b.in_channels, b.size_in)),
            ordering="out")
-    tail = _dense_layers(d, spec, b) if spec.form == "c" else _paths(d, spec, b)
+    tail = (_dense_layers(d, spec, b) if FORMS[spec.form].merge == "dense"
+            else _paths(d, spec, b))
     _residual(d, b, tail)
     return d.graph
 
 
-def _block_notes(spec: ResNeXtSpec, b: BlockShape) -> list[str]:
+def _block_notes(spec: ResNeXtSpec, b: BlockGeometry) -> list[str]:
     """The lines under the block view's title: what the form is, where the stride is."""
     C, bottleneck = spec.cardinality, spec.block == "bottleneck"
     if C == 1:  # one path: nothing is aggregated, split or grouped
@@ -268,9 +240,9 @@ def _block_notes(spec: ResNeXtSpec, b: BlockShape) -> list[str]:
         lines = [f"Depth-2 (basic) block: C={C} two-layer paths of width d={b.path_width} "
                  "aggregate to one wide dense block,",
                  f"C*d={b.width} wide; grouping brings nothing (paper Fig. 4)"]
-    elif spec.form == "a":
+    elif FORMS[spec.form].merge == "sum":
         lines = [f"C={C} identical paths of width d={b.path_width}, outputs summed"]
-    elif spec.form == "b":
+    elif FORMS[spec.form].merge == "concat":
         lines = [f"C={C} paths of width d={b.path_width}, concatenated to C*d={b.width}, "
                  "then one 1×1"]
     else:
@@ -296,7 +268,7 @@ def _unit(d: _Drawing, graph, prefix: str, k: int, conv_label: str, kind: str, o
     return conv, act
 
 
-def _dense_layers(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
+def _dense_layers(d: _Drawing, spec: ResNeXtSpec, b: BlockGeometry) -> str:
     """Form (c): 1x1, 3x3 with groups=C, 1x1 (the basic block: 3x3, 3x3, dense). Returns the
     last node before the addition."""
     g, w, out = d.graph, b.width, _shape(b.out_channels, b.size_out)
@@ -319,16 +291,15 @@ def _dense_layers(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
     return tail
 
 
-def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
+def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockGeometry) -> str:
     """Forms (a) and (b): the drawn paths (and the elision), then the sum and its BN, or the
     concatenation and the layer after it. Returns the last node before the addition."""
-    g, C, form = d.graph, spec.cardinality, spec.form
+    g, C, merge = d.graph, spec.cardinality, FORMS[spec.form].merge
     bottleneck = spec.block == "bottleneck"
     x, out = _shape(b.in_channels, b.size_in), _shape(b.out_channels, b.size_out)
     mid = _shape(b.path_width, b.size_mid)
     shown, elided = drawn_paths(C)
-    merge = "sum" if form == "a" else "concat"
-    path_nodes = 3 * (2 if bottleneck else 1) + (form == "a")  # conv, BN, ReLU per layer
+    path_nodes = 3 * (2 if bottleneck else 1) + (merge == "sum")  # conv, BN, ReLU per layer
     for i in shown:
         if i == shown[-1] and elided:
             # A column as tall as a path (a dashed line down to an end point), so that dot
@@ -359,17 +330,17 @@ def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
             else:
                 first, tail = _unit(d, box, p, 1, _conv(3, b.in_channels, b.path_width,
                                                         b.stride1), "conv3x3", mid)
-            if form == "a":  # the path's own last layer, d -> out
+            if merge == "sum":  # the path's own last layer, d -> out
                 k, kernel = (3, 1) if bottleneck else (2, 3)
                 conv = d.node(box, f"{p}conv{k}", "conv1x1" if bottleneck else "conv3x3",
                               _conv(kernel, b.path_width, b.out_channels))
                 d.edge(box, tail, conv)
                 tail = conv
         d.edge(g, "input", first, x)  # every path reads all of x
-        d.edge(g, tail, merge, out if form == "a" else _shape(b.path_width, b.size_out))
+        d.edge(g, tail, merge, out if merge == "sum" else _shape(b.path_width, b.size_out))
 
     k = 3 if bottleneck else 2  # index of the block's last conv and BN
-    if form == "a":
+    if merge == "sum":
         d.node(g, "sum", "merge", _html("sum", f"of {C} path{'s' if C > 1 else ''}"),
                shape="ellipse")
         tail = d.node(g, f"bn{k}", "bn", _html("BN", "on the sum"))
@@ -383,7 +354,7 @@ def _paths(d: _Drawing, spec: ResNeXtSpec, b: BlockShape) -> str:
     return tail
 
 
-def _residual(d: _Drawing, b: BlockShape, tail: str) -> None:
+def _residual(d: _Drawing, b: BlockGeometry, tail: str) -> None:
     """The shortcut (identity, or 1x1 conv + BN with the stride), the addition, the ReLU."""
     g, out = d.graph, _shape(b.out_channels, b.size_out)
     d.node(g, "add", "merge", "+", shape="circle", fontsize="16", width="0.4",
@@ -407,15 +378,15 @@ def _residual(d: _Drawing, b: BlockShape, tail: str) -> None:
 
 # -- the network ----------------------------------------------------------------------------
 
-def _layers(spec: ResNeXtSpec, b: BlockShape) -> str:
-    C, form = spec.cardinality, spec.form
+def _layers(spec: ResNeXtSpec, b: BlockGeometry) -> str:
+    C, merge = spec.cardinality, FORMS[spec.form].merge
     if spec.block == "basic":
         return f"3×3 {b.in_channels}→{b.width}, 3×3 {b.width}→{b.out_channels}"
-    if form == "c":
+    if merge == "dense":
         return (f"1×1 {b.in_channels}→{b.width}, 3×3 {b.width}→{b.width} groups={C}, "
                 f"1×1 {b.width}→{b.out_channels}")
     paths = f"{C} × (1×1 {b.in_channels}→{b.path_width}, 3×3"
-    if form == "a":
+    if merge == "sum":
         return f"{paths}, 1×1 {b.path_width}→{b.out_channels}), summed"
     return f"{paths}), concat {b.width}, 1×1 {b.width}→{b.out_channels}"
 
@@ -433,7 +404,7 @@ def draw_network(spec: ResNeXtSpec) -> graphviz.Digraph:
     counts = network_counts(spec)
     title = f"{spec.name}, form ({spec.form}), {spec.image_size}×{spec.image_size} input"
     totals = f"{counts.params:,} parameters, {_macs(counts.macs)} multiply-adds"
-    d = _Drawing("network", title, [totals, FORMS[spec.form]], "TB")
+    d = _Drawing("network", title, [totals, FORMS[spec.form].description], "TB")
     g = d.graph
     d.node(g, "input", "io", _html("input image", _shape(spec.in_channels, spec.image_size)))
     tail, tail_shape, column = "input", "", ""
@@ -476,7 +447,7 @@ def draw_network(spec: ResNeXtSpec) -> graphviz.Digraph:
 
     for stage in counts.stages:
         p = stage.plan
-        first, rest = block_shape(spec, p, True), block_shape(spec, p, False)
+        first, rest = block_geometry(spec, p, True), block_geometry(spec, p, False)
         shortcut = (f"1×1 projection shortcut, stride {first.stride}" if first.projection
                     else "identity shortcut")
         nodes = [(f"{p.name}_first", "block",

@@ -36,8 +36,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import registry
 from .complexity import network_counts
-from .network import StagePlan, stage_plans, stem_size
+from .network import StagePlan, block_geometry, stage_plans, stem_size
 from .spec import ResNeXtSpec, SpecError
 
 MODES = ("inference", "training")
@@ -45,18 +46,8 @@ DTYPE_BYTES = (1, 2, 4, 8)  # int8/fp8, fp16/bf16, fp32, fp64
 INDEX_BYTES = 8  # max-pool indices are int64 whatever the dtype
 GiB = 1 << 30
 
-# Modules per block (the block itself included), from builder/blocks.py; C = cardinality.
-#   bottleneck (c): conv1 bn1 conv2 bn2 conv3 bn3 relu                       = 8
-#   bottleneck (a): paths, bn3, relu + C x (path, conv1 bn1 conv2 bn2 conv3 relu) = 4 + 7C
-#   bottleneck (b): paths, conv3, bn3, relu + C x (path, conv1 bn1 conv2 bn2 relu) = 5 + 6C
-#   basic (c): conv1 bn1 conv2 bn2 relu                                       = 6
-#   basic (a): paths, bn2, relu + C x (path, conv1 bn1 conv2 relu)           = 4 + 5C
-#   basic (b): paths, conv2, bn2, relu + C x (path, conv1 bn1 relu)          = 5 + 4C
-# A projection shortcut adds 3 (Sequential, conv, BN).
-_BLOCK_MODULES = {  # (block, form) -> (modules per path, modules per block besides the paths)
-    ("bottleneck", "a"): (7, 4), ("bottleneck", "b"): (6, 5), ("bottleneck", "c"): (0, 8),
-    ("basic", "a"): (5, 4), ("basic", "b"): (4, 5), ("basic", "c"): (0, 6),
-}
+# Modules and memory per block follow builder.registry: each form's `modules` counts, and
+# its `merge` ("dense", "sum", "concat") for what its forward keeps alive.
 _NETWORK_MODULES = 7  # the ResNeXt, conv1, bn1, relu, maxpool (or Identity), avgpool, fc
 _SHORTCUT_MODULES = 3
 
@@ -132,17 +123,13 @@ class ResourceLimitError(SpecError):
 # -- counting -------------------------------------------------------------------------------
 def count_modules(spec: ResNeXtSpec) -> int:
     """len(list(build_model(spec).modules())), without building it."""
-    per_path, per_block = _BLOCK_MODULES[spec.block, spec.form]
+    per_path, per_block = registry.implementation(spec.block, spec.form).modules
     total = _NETWORK_MODULES + len(spec.depths)  # + one Sequential per stage
     for plan in stage_plans(spec):
         total += plan.depth * (per_block + per_path * spec.cardinality)
-        if _has_shortcut(plan):
+        if block_geometry(spec, plan, True).projection:
             total += _SHORTCUT_MODULES
     return total
-
-
-def _has_shortcut(plan: StagePlan) -> bool:
-    return plan.stride != 1 or plan.in_channels != plan.out_channels
 
 
 @dataclass(frozen=True)
@@ -158,32 +145,31 @@ def block_memory(spec: ResNeXtSpec, plan: StagePlan, first: bool) -> BlockMemory
     """The first block of a stage (which may stride and project) or a later one. Derived
     from the forwards in blocks.py: a conv keeps its input, a BN its input, an in-place ReLU
     its result (the BN's output); a sum or a concatenation keeps nothing."""
-    c = spec.cardinality
-    size_in = plan.size_in if first else plan.size_out
-    size = plan.size_out
-    shortcut = plan.out_channels * size * size if first and _has_shortcut(plan) else 0
-    x = (plan.in_channels if first else plan.out_channels) * size_in * size_in  # block input
-    o = plan.out_channels * size * size  # block output
+    c, merge = spec.cardinality, registry.FORMS[spec.form].merge
+    g = block_geometry(spec, plan, first)
+    size = g.size_out
+    shortcut = g.out_channels * size * size if g.projection else 0
+    x = g.in_channels * g.size_in * g.size_in  # block input
+    o = g.out_channels * size * size  # block output
     if spec.block == "bottleneck":
-        size1 = size_in if spec.stride_on == "3x3" else size  # where the first 1x1 runs
-        w1, w2 = plan.width * size1 * size1, plan.width * size * size
+        w1, w2 = g.width * g.size_mid * g.size_mid, g.width * size * size  # where the 1x1 runs
         d1, d2 = w1 // c, w2 // c
         # conv1, bn1, conv2, bn2 outputs; the sum before the last BN (the 3rd conv's output
-        # in (c)), the output; (b) keeps the concatenation too
-        kept = 2 * w1 + 2 * w2 + 2 * o + (w2 if spec.form == "b" else 0)
-        if spec.form == "c":
+        # in (c)), the output; "concat" keeps the concatenation too
+        kept = 2 * w1 + 2 * w2 + 2 * o + (w2 if merge == "concat" else 0)
+        if merge == "dense":
             work = max(2 * w1, w1 + 2 * w2, w2 + 2 * o)
-        elif spec.form == "a":  # running sum + one path (+ its output and the new sum)
+        elif merge == "sum":  # running sum + one path (+ its output and the new sum)
             work = o + max(2 * d1, d1 + 2 * d2, d2 + o, 2 * o)
         else:  # all path outputs, then their concatenation
             work = max(w2 - d2 + max(2 * d1, d1 + 2 * d2), 2 * w2, w2 + 2 * o)
     else:  # basic: both 3x3 run at the output size
-        w = plan.width * size * size
+        w = g.width * size * size
         d = w // c
-        kept = 2 * w + 2 * o + (w if spec.form == "b" else 0)
-        if spec.form == "c":
+        kept = 2 * w + 2 * o + (w if merge == "concat" else 0)
+        if merge == "dense":
             work = max(2 * w, w + 2 * o)
-        elif spec.form == "a":
+        elif merge == "sum":
             work = o + max(2 * d, d + o, 2 * o)
         else:
             work = max(w + d, 2 * w, w + 2 * o)
@@ -330,7 +316,7 @@ def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
     if e.modules > limits.max_modules:
         over.append(("modules", e.modules, limits.max_modules))
         why = ""
-        per_path = _BLOCK_MODULES[spec.block, spec.form][0]
+        per_path = registry.implementation(spec.block, spec.form).modules[0]
         if per_path:
             why = (f" (form ({spec.form}) builds {per_path} modules for each of the "
                    f"C={spec.cardinality} paths of {sum(spec.depths)} blocks; form (c) "

@@ -59,6 +59,36 @@ def stage_plans(spec: ResNeXtSpec) -> list[StagePlan]:
     return plans
 
 
+@dataclass(frozen=True)
+class BlockGeometry:
+    """The numbers of one block, from its stage's plan: the one place the counts, the guards
+    and the drawing take a block's channels, sizes and strides from."""
+
+    in_channels: int
+    width: int  # C*d
+    path_width: int  # d
+    out_channels: int
+    stride: int
+    size_in: int
+    size_out: int
+    size_mid: int  # spatial size after the first conv: size_out if it carries the stride
+    stride1: int  # stride of the first conv (1x1, or the basic block's first 3x3)
+    stride2: int  # stride of the bottleneck's 3x3
+    projection: bool  # 1x1 conv + BN shortcut (shape changes) rather than the identity
+
+
+def block_geometry(spec: ResNeXtSpec, plan: StagePlan, first: bool) -> BlockGeometry:
+    """The first block of a stage may stride and project; every later one is identical."""
+    in_channels = plan.in_channels if first else plan.out_channels
+    stride = plan.stride if first else 1
+    size_in = plan.size_in if first else plan.size_out
+    stride_first = spec.block == "basic" or spec.stride_on == "1x1"
+    return BlockGeometry(in_channels, plan.width, plan.path_width, plan.out_channels, stride,
+                         size_in, plan.size_out, plan.size_out if stride_first else size_in,
+                         stride if stride_first else 1, 1 if stride_first else stride,
+                         stride != 1 or in_channels != plan.out_channels)
+
+
 def build_model(spec: ResNeXtSpec, device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None) -> ResNeXt:
     """The PyTorch model of a spec. For form (c) and the torchvision presets, module names,
@@ -83,8 +113,8 @@ def describe(spec: ResNeXtSpec) -> list[str]:
     """Plain-language notes on a spec: what it is and what is worth knowing about it."""
     from .spec import FORMS
 
-    notes = [f"{spec.name}: C={spec.cardinality}, d={spec.width_per_group}, "
-             f"depths={list(spec.depths)}, form ({spec.form}) {FORMS[spec.form]}"]
+    notes = [f"{spec.name}: C={spec.cardinality}, d={spec.width_per_group}, depths="
+             f"{list(spec.depths)}, form ({spec.form}) {FORMS[spec.form].description}"]
     if spec.block == "basic":
         notes.append(
             f"Depth-2 (basic) block: aggregating C={spec.cardinality} two-layer paths of width "

@@ -14,29 +14,15 @@ own `__theme`, so that a link survives being passed around. Nothing is evaluated
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from .spec import PRESETS, ResNeXtSpec, SpecError
+from .spec import FIELDS, PRESETS, ResNeXtSpec, SpecError, spec_fields
 
-# query key -> spec field; the order is the order in a link
-KEYS = {
-    "C": "cardinality",
-    "d": "width_per_group",
-    "depths": "depths",
-    "form": "form",
-    "block": "block",
-    "stem": "stem",
-    "stride": "stride_on",
-    "size": "image_size",
-    "classes": "num_classes",
-    "in": "in_channels",
-    "stem_width": "stem_width",
-    "zero_init": "zero_init_residual",
-}
+# query key -> spec field, from each field's metadata; the order is the spec's
+KEYS = {info.key: info.name for info in spec_fields()}
 FIELD_KEYS = {field: key for key, field in KEYS.items()}
 VIEW_KEYS = ("stage", "baseline")  # what the page shows, not what the network is
 MAX_QUERY_CHARS = 2000
@@ -96,9 +82,9 @@ def to_query(spec: ResNeXtSpec, preset: str | None = None, stage: int = 0,
 
 
 def _parse_value(key: str, field: str, text: str):
-    kind = next(f.type for f in dataclasses.fields(ResNeXtSpec) if f.name == field)
+    kind = FIELDS[field].kind
     text = text.strip()
-    if field == "depths":
+    if kind == "depths":
         parts = [p.strip() for p in text.split(",")]
         if not parts or not all(_INT.fullmatch(p) for p in parts):
             raise SpecError("depths", text, f"expected whole numbers separated by commas, "

@@ -10,29 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-FORMS = {
-    "a": "aggregated paths: C paths of 1x1, 3x3, 1x1, outputs summed",
-    "b": "early concatenation: C paths of 1x1, 3x3, concatenated, then one 1x1",
-    "c": "grouped convolution: 1x1, 3x3 with groups=C, 1x1 (the fast form)",
-}
-BLOCKS = ("bottleneck", "basic")
+from .registry import BLOCK_TYPES, FORMS
+
+BLOCKS = BLOCK_TYPES  # block type -> BlockType (builder.registry); iterating gives the keys
 STEMS = ("imagenet", "cifar")
 STRIDE_ON = ("3x3", "1x1")
-
-# Allowed ranges: generous enough for every sensible design, small enough that a typo
-# (depths=3000) is caught here rather than by the allocator.
-LIMITS = {
-    "cardinality": (1, 4096),
-    "width_per_group": (1, 4096),
-    "depth": (1, 128),
-    "stages": (1, 8),
-    "num_classes": (1, 100_000),
-    "in_channels": (1, 64),
-    "image_size": (8, 2048),
-    "stem_width": (1, 1024),
-}
+MAX_STAGES = 8
+DEPTH_RANGE = (1, 128)  # blocks in one stage
 MAX_JSON_BYTES = 64 * 1024
 
 
@@ -69,6 +56,58 @@ def _check_choice(name: str, value, choices) -> None:
 
 
 @dataclass(frozen=True)
+class FieldInfo:
+    """What one spec field is, for everything that shows or parses it (builder.cli's options,
+    builder.share's link keys, builder.export's literals, the page's controls)."""
+
+    name: str  # the spec's field name
+    kind: str  # "int", "depths" (a tuple of ints), "choice" or "bool"
+    default: object
+    key: str  # its key in a share link (?C=32&d=4)
+    label: str  # the control's label
+    help: str  # one short line
+    lo: int | None = None  # "int" and "depths" (each entry): the allowed range
+    hi: int | None = None
+    choice_labels: Callable[[], list[tuple[str, str]]] | None = None  # (value, label)
+    flag: str | None = None  # a short CLI flag besides --name-with-dashes
+    control: str = ""  # the page control's element id
+    advanced: bool = False  # shown under "More" on the page
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The allowed values of a "choice" field, now (forms are registered at run time)."""
+        return tuple(value for value, _ in self.choices)
+
+    @property
+    def choices(self) -> list[tuple[str, str]]:
+        return self.choice_labels() if self.choice_labels else []
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def allowed(self) -> str:
+        """What is allowed, in words."""
+        if self.kind == "choice":
+            return "expected one of " + ", ".join(repr(v) for v in self.values)
+        if self.kind == "bool":
+            return "expected true or false"
+        if self.kind == "depths":
+            return (f"expected 1 to {MAX_STAGES} whole numbers from {self.lo} to {self.hi}, "
+                    "separated by commas")
+        return f"expected a whole number from {self.lo} to {self.hi}"
+
+
+def _field(default, key: str, label: str, help: str, bounds: tuple[int, int] | None = None, *,
+           choices=None, flag: str | None = None, control: str = "", advanced: bool = False):
+    meta = {"key": key, "label": label, "help": help, "bounds": bounds, "choices": choices,
+            "flag": flag, "control": control, "advanced": advanced}
+    return field(default=default, metadata=meta)  # a tuple default is fine: immutable
+
+
+
+@dataclass(frozen=True)
 class ResNeXtSpec:
     """A ResNeXt (or ResNet, at C=1) network, in plain values.
 
@@ -91,18 +130,37 @@ class ResNeXtSpec:
             as the identity (torchvision's `zero_init_residual`, Goyal et al. 2017).
     """
 
-    cardinality: int = 32  # C: paths per block; 1 gives a plain ResNet
-    width_per_group: int = 4  # d: width of one path in stage 1 ("32x4d" is C=32, d=4)
-    depths: tuple[int, ...] = (3, 4, 6, 3)  # blocks per stage: ResNeXt-50
-    form: str = "c"  # "a", "b", "c": same function, different speed
-    block: str = "bottleneck"  # "bottleneck" (depth 3) or "basic" (depth 2)
-    stem: str = "imagenet"  # "imagenet": 7x7/2 + max-pool; "cifar": 3x3/1, no pool
-    stride_on: str = "3x3"  # which bottleneck conv carries the stride 2
-    num_classes: int = 1000  # classifier outputs
-    in_channels: int = 3  # RGB
-    image_size: int = 224  # used for spatial sizes and multiply-adds, not by the model
-    stem_width: int = 64  # channels after the stem
-    zero_init_residual: bool = False  # last BN of each block starts at 0 (block = identity)
+    # Each field's metadata (see `_field`) is all the CLI, the share link, the exported file
+    # and the page know of it: its link key, label, help and allowed values.
+    cardinality: int = _field(32, "C", "Cardinality C", "paths per block", (1, 4096),
+                              flag="-C")  # C: paths per block; 1 gives a plain ResNet
+    width_per_group: int = _field(4, "d", "Width per group d", "path width, stage 1",
+                                  (1, 4096), flag="-d", control="width")  # "32x4d": d=4
+    depths: tuple[int, ...] = _field((3, 4, 6, 3), "depths", "Blocks per stage",
+                                     "one number per stage, e.g. 3, 4, 6, 3",
+                                     DEPTH_RANGE)  # ResNeXt-50
+    form: str = _field("c", "form", "Block form", "a, b or c: same function, different speed",
+                       choices=lambda: [(k, f"({k}) {f.description}") for k, f in FORMS.items()])
+    block: str = _field("bottleneck", "block", "Block type", "bottleneck or basic",
+                        choices=lambda: [(k, t.label) for k, t in BLOCK_TYPES.items()])
+    stem: str = _field("imagenet", "stem", "Stem", "imagenet: 7x7/2 + max-pool; cifar: 3x3/1",
+                       choices=lambda: [("imagenet", "ImageNet: 7×7/2 conv + max-pool"),
+                                        ("cifar", "CIFAR: 3×3/1 conv, no pool")])
+    stride_on: str = _field("3x3", "stride", "Stride of a downsampling bottleneck",
+                            "which bottleneck conv carries the stride 2",
+                            choices=lambda: [("3x3", "on the 3×3 (paper, v1.5)"),
+                                             ("1x1", "on the first 1×1 (ResNet v1)")])
+    num_classes: int = _field(1000, "classes", "Classes", "classifier outputs", (1, 100_000))
+    in_channels: int = _field(3, "in", "Input channels", "channels of the input image",
+                              (1, 64), advanced=True)  # RGB
+    image_size: int = _field(224, "size", "Image size", "input height and width",
+                             (8, 2048))  # spatial sizes and multiply-adds, not the model
+    stem_width: int = _field(64, "stem_width", "Stem width", "channels after the stem",
+                             (1, 1024), advanced=True)
+    zero_init_residual: bool = _field(False, "zero_init",
+                                      "Zero-init the last BN of each block",
+                                      "start each block's last BN at zero (block = identity)",
+                                      advanced=True, control="zero-init")
 
     def __post_init__(self):
         depths = self.depths
@@ -111,20 +169,19 @@ class ResNeXtSpec:
             object.__setattr__(self, "depths", depths)
         if not isinstance(depths, tuple):
             raise SpecError("depths", depths, "expected a list of whole numbers, one per stage")
-        lo, hi = LIMITS["stages"]
-        if not lo <= len(depths) <= hi:
-            raise SpecError("depths", depths, f"expected {lo} to {hi} stages")
-        for i, depth in enumerate(depths):
-            _check_int("depths", depth, *LIMITS["depth"], label=f"depths[{i}]")
-        for name in ("cardinality", "width_per_group", "num_classes", "in_channels",
-                     "image_size", "stem_width"):
-            _check_int(name, getattr(self, name), *LIMITS[name])
-        _check_choice("form", self.form, tuple(FORMS))
-        _check_choice("block", self.block, BLOCKS)
-        _check_choice("stem", self.stem, STEMS)
-        _check_choice("stride_on", self.stride_on, STRIDE_ON)
-        if not isinstance(self.zero_init_residual, bool):
-            raise SpecError("zero_init_residual", self.zero_init_residual, "expected true or false")
+        if not 1 <= len(depths) <= MAX_STAGES:
+            raise SpecError("depths", depths, f"expected 1 to {MAX_STAGES} stages")
+        for info in spec_fields():
+            value = getattr(self, info.name)
+            if info.kind == "depths":
+                for i, depth in enumerate(value):
+                    _check_int("depths", depth, info.lo, info.hi, label=f"depths[{i}]")
+            elif info.kind == "int":
+                _check_int(info.name, value, info.lo, info.hi)
+            elif info.kind == "choice":
+                _check_choice(info.name, value, info.values)
+            elif not isinstance(value, bool):
+                raise SpecError(info.name, value, "expected true or false")
         if self.block == "basic" and self.stride_on != "3x3":
             raise SpecError("stride_on", self.stride_on,
                             "a basic block has no 1x1 conv: its stride is on the first 3x3 ('3x3')")
@@ -133,7 +190,7 @@ class ResNeXtSpec:
     @property
     def expansion(self) -> int:
         """Block output = expansion x planes (4 for the bottleneck, 1 for the basic block)."""
-        return 4 if self.block == "bottleneck" else 1
+        return BLOCK_TYPES[self.block].expansion
 
     def planes(self, stage: int) -> int:
         """torchvision's `planes` of a stage: 64, 128, 256, 512, ..."""
@@ -153,8 +210,7 @@ class ResNeXtSpec:
     @property
     def name(self) -> str:
         """A short name in the paper's style: 'ResNeXt-50 (32x4d)', 'ResNet-18'."""
-        per_block = 3 if self.block == "bottleneck" else 2
-        layers = per_block * sum(self.depths) + 2
+        layers = BLOCK_TYPES[self.block].convs * sum(self.depths) + 2
         if self.cardinality == 1:
             return f"ResNet-{layers}" + ("" if self.width_per_group == 64 else
                                          f" (width {self.width_per_group})")
@@ -222,6 +278,29 @@ class ResNeXtSpec:
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise SpecError("config", _short(text), f"expected valid JSON ({exc})") from None
         return cls.from_dict(data)
+
+
+def spec_fields() -> tuple[FieldInfo, ...]:
+    """Every spec field with its metadata, in the spec's order."""
+    return _FIELDS
+
+
+def _info(f: dataclasses.Field) -> FieldInfo:
+    m = f.metadata
+    kind = ("depths" if f.name == "depths" else "bool" if isinstance(f.default, bool)
+            else "choice" if m["choices"] else "int")
+    lo, hi = m["bounds"] or (None, None)
+    control = m["control"] or f.name.replace("_", "-")
+    return FieldInfo(f.name, kind, f.default, m["key"], m["label"], m["help"], lo, hi,
+                     m["choices"], m["flag"], control, m["advanced"])
+
+
+_FIELDS = tuple(_info(f) for f in dataclasses.fields(ResNeXtSpec))
+FIELDS = {info.name: info for info in _FIELDS}
+# ranges by name, for code that only needs the numbers; "depth" is one stage's, "stages" the
+# number of stages
+LIMITS = {info.name: (info.lo, info.hi) for info in _FIELDS if info.kind == "int"}
+LIMITS.update(depth=DEPTH_RANGE, stages=(1, MAX_STAGES))
 
 
 def _reject_constant(name: str):

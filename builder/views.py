@@ -135,7 +135,8 @@ def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> st
          fmt_delta(mine.flops, theirs.flops, si=True)),
     ]
     lines = [f"### {spec.name}, form ({spec.form})",
-             f"{FORMS[spec.form]}. Input {spec.in_channels}×{spec.image_size}×"
+             f"{FORMS[spec.form].description}. "
+             f"Input {spec.in_channels}×{spec.image_size}×"
              f"{spec.image_size}, {spec.num_classes} classes.", "",
              f"| | this network | baseline: {base.name} ({baseline}) | change |",
              "| --- | ---: | ---: | ---: |"]

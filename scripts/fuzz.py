@@ -134,7 +134,7 @@ class Gen:
             return tuple(depths) if r.random() < 0.2 else depths
         if name == "zero_init_residual":
             return r.random() < 0.5
-        return r.choice({"form": tuple(FORMS), "block": BLOCKS, "stem": STEMS,
+        return r.choice({"form": tuple(FORMS), "block": tuple(BLOCKS), "stem": STEMS,
                          "stride_on": STRIDE_ON}[name])
 
     def spec_kwargs(self) -> dict:
@@ -399,7 +399,7 @@ def target_guard(g: Gen):
         "stem_width")}
     kwargs["depths"] = tuple(r.randint(*LIMITS["depth"]) for _ in range(r.randint(1, 8)))
     kwargs["form"] = r.choice(tuple(FORMS))
-    kwargs["block"] = r.choice(BLOCKS)
+    kwargs["block"] = r.choice(tuple(BLOCKS))
     kwargs["stem"] = r.choice(STEMS)
     if r.random() < 0.5:  # mostly small: those that pass the limits
         for name in ("cardinality", "width_per_group", "image_size"):

@@ -217,8 +217,8 @@ def test_upload_config(client, tmp_path):
     out = named(client.predict(handle_file(str(good)), "resnet50", "resnet50", 0,
                                api_name="/upload_config"), EVERYTHING)
     assert (out["form"], out["depths"], value(out["cardinality"])) == ("b", "2, 2", 8)
-    assert out["share_query"] == "?preset=resnet50&C=8&depths=2,2&form=b&stem=cifar&size=32" \
-                                 "&classes=10"
+    assert out["share_query"] == "?preset=resnet50&C=8&depths=2,2&form=b&stem=cifar" \
+                                 "&classes=10&size=32"
     bad = tmp_path / "bad.json"
     bad.write_text('{"cardinality": "32"}')
     out = named(client.predict(handle_file(str(bad)), "resnet50", "resnet50", 0,

@@ -330,7 +330,7 @@ def test_train_mode_and_zero_init_also_match(tmp_path):
 @st.composite
 def specs(draw) -> ResNeXtSpec:
     """Small valid specs over every choice: quick to build and run."""
-    block = draw(st.sampled_from(BLOCKS))
+    block = draw(st.sampled_from(tuple(BLOCKS)))
     return ResNeXtSpec(
         cardinality=draw(st.integers(1, 6)),
         width_per_group=draw(st.integers(1, 8)),
@@ -365,7 +365,7 @@ def _bounds(name: str) -> st.SearchStrategy[int]:
 @st.composite
 def full_range_specs(draw) -> ResNeXtSpec:
     """Any valid spec: every field over its whole allowed range (builder.spec.LIMITS)."""
-    block = draw(st.sampled_from(BLOCKS))
+    block = draw(st.sampled_from(tuple(BLOCKS)))
     return ResNeXtSpec(
         cardinality=draw(_bounds("cardinality")),
         width_per_group=draw(_bounds("width_per_group")),

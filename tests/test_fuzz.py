@@ -80,7 +80,7 @@ VALID = {
     "width_per_group": _int_field("width_per_group"),
     "depths": _depths(),
     "form": st.sampled_from(tuple(FORMS)),
-    "block": st.sampled_from(BLOCKS),
+    "block": st.sampled_from(tuple(BLOCKS)),
     "stem": st.sampled_from(STEMS),
     "stride_on": st.sampled_from(STRIDE_ON),
     "num_classes": _int_field("num_classes"),

@@ -26,7 +26,7 @@ def test_link_without_preset_is_relative_to_the_defaults():
                        num_classes=10, image_size=32, zero_init_residual=True,
                        stride_on="1x1", in_channels=1, stem_width=32)
     query = to_query(spec)
-    assert query == ("C=8&d=64&depths=3,3,3&stem=cifar&stride=1x1&size=32&classes=10&in=1"
+    assert query == ("C=8&d=64&depths=3,3,3&stem=cifar&stride=1x1&classes=10&in=1&size=32"
                      "&stem_width=32&zero_init=1")
     assert from_query(query).spec == spec
     assert from_query(query).preset is None
