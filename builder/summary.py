@@ -15,8 +15,6 @@ torchinfo is imported only when a summary is asked for.
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -325,20 +323,3 @@ def rows_table(result: SummaryResult) -> str:
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
-
-
-def run_cli(spec: ResNeXtSpec, args) -> int:
-    """python -m builder summary: torchinfo's table (or --rows, or --json)."""
-    try:
-        result = summarize(spec, depth=args.depth, batch_size=args.batch)
-    except SummaryUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    elif args.rows:
-        print(rows_table(result))
-        print(f"\ntotal params {result.total_params:,}   multiply-adds {result.macs:,}")
-    else:
-        print(result.table)
-    return 0

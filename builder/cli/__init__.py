@@ -14,8 +14,7 @@ from collections.abc import Callable
 from ..complexity import network_counts
 from ..guards import Limits
 from ..network import describe
-from ..spec import BLOCKS, FORMS, PRESETS, STEMS, STRIDE_ON, ResNeXtSpec, SpecError
-from ..summary import BATCH_RANGE, DEPTH_RANGE
+from ..spec import PRESETS, ResNeXtSpec, SpecError, spec_fields
 
 
 class UsageError(Exception):
@@ -72,23 +71,20 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """--preset, --config, then one option per spec field, from the field's metadata."""
     group = parser.add_argument_group("spec")
     group.add_argument("--preset", choices=sorted(PRESETS), help="start from a named network")
     group.add_argument("--config", metavar="FILE.json", help="start from a JSON spec")
-    group.add_argument("--cardinality", "-C", type=int, help="C, paths per block")
-    group.add_argument("--width-per-group", "-d", type=int, help="d, path width in stage 1")
-    group.add_argument("--depths", type=_int_list, help="blocks per stage, e.g. 3,4,6,3")
-    group.add_argument("--form", choices=sorted(FORMS), help="block form a, b or c")
-    group.add_argument("--block", choices=BLOCKS)
-    group.add_argument("--stem", choices=STEMS)
-    group.add_argument("--stride-on", choices=STRIDE_ON)
-    group.add_argument("--num-classes", type=int)
-    group.add_argument("--in-channels", type=int)
-    group.add_argument("--image-size", type=int)
-    group.add_argument("--stem-width", type=int)
-    group.add_argument("--zero-init-residual", action=argparse.BooleanOptionalAction,
-                       default=None, help="start each block's last BN at zero (or not, "
-                       "overriding --preset or --config)")
+    for info in spec_fields():
+        flags = [info.option] + ([info.flag] if info.flag else [])
+        if info.kind == "bool":
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{info.help} (or not, overriding --preset or --config)")
+        elif info.kind == "choice":
+            group.add_argument(*flags, choices=info.values, help=info.help)
+        else:
+            group.add_argument(*flags, type=_int_list if info.kind == "depths" else int,
+                               help=info.help)
 
 
 def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
@@ -104,10 +100,8 @@ def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise UsageError(f"--config: cannot read {args.config!r}: {reason}") from None
         spec = ResNeXtSpec.from_json(text)
-    overrides = {name: getattr(args, name) for name in (
-        "cardinality", "width_per_group", "depths", "form", "block", "stem", "stride_on",
-        "num_classes", "in_channels", "image_size", "stem_width", "zero_init_residual")
-        if getattr(args, name, None) is not None}
+    overrides = {info.name: getattr(args, info.name) for info in spec_fields()
+                 if getattr(args, info.name, None) is not None}
     return spec.replace(**overrides) if overrides else spec
 
 
@@ -223,36 +217,6 @@ def cmd_time(spec: ResNeXtSpec, args) -> int:
         raise UsageError(str(exc)) from None
 
 
-def _summary_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--depth", type=whole_number("--depth", *DEPTH_RANGE), default=3,
-                   help="how deep the rows go: 1 stem, stages, head; 3 each block's layers")
-    p.add_argument("--batch", type=whole_number("--batch", *BATCH_RANGE), default=1,
-                   help="images per batch (default 1)")
-    p.add_argument("--rows", action="store_true",
-                   help="print the rows with a groups column instead of torchinfo's table")
-    p.add_argument("--json", action="store_true", help="print rows and totals as JSON")
-
-
-def cmd_summary(spec: ResNeXtSpec, args) -> int:
-    from ..summary import run_cli  # imported here: `info` and the rest work without torchinfo
-
-    return run_cli(spec, args)
-
-
-def _export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write here; without -o, py and json go to stdout")
-    p.add_argument("--format", choices=("py", "json", "onnx"),
-                   help="py: standalone source needing only torch; json: the spec, for "
-                        "--config; onnx: needs -o. Default: from the suffix of -o, else py")
-
-
-def cmd_export(spec: ResNeXtSpec, args) -> int:
-    from ..export import run_cli  # imported here: ONNX is imported only when asked for
-
-    return run_cli(spec, args)
-
-
 # name -> (help, add_arguments, run). Later modules register their own subcommands here.
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
 COMMANDS: dict[str, Command] = {
@@ -267,24 +231,15 @@ COMMANDS: dict[str, Command] = {
                          p.add_argument("--json", action="store_true")), cmd_check),
     "time": ("time on a random batch: median ms, img/s, TFLOP/s and percent of the matmul peak",
              _time_arguments, cmd_time),
-    "graph": ("draw the block or the network with Graphviz: -o FILE.svg, FILE.png or FILE.dot",
-              lambda p: (p.add_argument("--view", choices=("block", "network"), default="block"),
-                         p.add_argument("--stage", type=int, default=None,
-                                        help="block view: 0-based stage, 0 = conv2 (default 0)"),
-                         p.add_argument("--block-index", type=int, default=None,
-                                        help="block view: 0-based block in the stage (default "
-                                             "0, the first, which strides and projects)"),
-                         p.add_argument("-o", "--output", metavar="FILE",
-                                        help="format from the suffix: .svg, .png, .dot (.gv); "
-                                             "without -o, the DOT source goes to stdout")),
-              # imported here: `info` and the rest work without the graphviz package
-              lambda spec, args: __import__("builder.graph", fromlist=["cmd_graph"])
-              .cmd_graph(spec, args)),
-    "summary": ("torchinfo's summary: layers, kernels, output shapes, params, multiply-adds",
-                _summary_arguments, cmd_summary),
-    "export": ("standalone model source (.py, needs only torch), the spec (.json) or ONNX",
-               _export_arguments, cmd_export),
 }
+
+
+# Each of these modules holds one subcommand: HELP, add_arguments(parser), run(spec, args).
+from . import export, graph, summary  # noqa: E402  (they import UsageError from here)
+
+for _module in (graph, summary, export):
+    COMMANDS[_module.__name__.rsplit(".", 1)[-1]] = (_module.HELP, _module.add_arguments,
+                                                     _module.run)
 
 
 def make_parser() -> argparse.ArgumentParser:
