@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import blocks as B
-from .complexity import block_counts, network_counts
-from .convert import convert, dense_state, load_dense_state, randomize_
-from .network import build_model, stage_plans
-from .spec import ResNeXtSpec
+from .. import blocks as B
+from ..complexity import block_counts, network_counts
+from ..convert import convert, dense_state, load_dense_state, randomize_
+from ..network import build_model, stage_plans
+from ..spec import ResNeXtSpec
 
 # dtype setting -> (weights and inputs, autocast dtype or None). "tf32" runs fp32 tensors with
 # TensorFloat-32 tensor cores (NVIDIA Ampere and later) for matmuls and convolutions.
@@ -1463,7 +1463,7 @@ def run_cli(spec: ResNeXtSpec, args) -> int:
     """`python -m builder time`: the arguments are builder.cli's. TimingSettingError and
     SpecError (builder.guards: a network too big for this device) propagate (the CLI exits 2);
     a TimingError prints one line and returns 1."""
-    from . import guards
+    from .. import guards
 
     settings = dict(batch_size=args.batch, device=args.device, dtype=args.dtype,
                     channels_last=args.channels_last,
