@@ -41,7 +41,7 @@ QUIET_PEAK_PER_THREAD = 0.12  # fp32 TFLOP/s per thread of this project's 2-core
 
 
 def test_estimates_say_a_big_network_takes_long(monkeypatch):
-    monkeypatch.setitem(T._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()),
+    monkeypatch.setitem(T.peak._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()),
                         QUIET_PEAK_PER_THREAD * torch.get_num_threads())
     for spec, scope in CLASSROOM:
         assert 0 < estimate_seconds(spec, scope) < P.ASK_ABOVE_S
@@ -55,14 +55,14 @@ def test_a_peak_measured_under_load_does_not_make_the_classroom_specs_ask(monkey
     """The matmul peak behind the estimate is measured once per process; if other work slowed
     that measurement `load` times, the classroom specs still run without asking (the
     estimate's peak has a floor)."""
-    monkeypatch.setitem(T._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()),
+    monkeypatch.setitem(T.peak._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()),
                         QUIET_PEAK_PER_THREAD * torch.get_num_threads() / load)
     for spec, scope in CLASSROOM:
         assert estimate_seconds(spec, scope) < P.ASK_ABOVE_S, (spec.name, scope)
 
 
 def test_the_estimate_prices_the_proofs_passes(monkeypatch):
-    monkeypatch.setitem(T._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()), 0.2)
+    monkeypatch.setitem(T.peak._PEAK_CACHE, ("cpu", "fp32", torch.get_num_threads()), 0.2)
     spec = PRESETS["resnext50_32x4d"]
     for modes, timed, passes in ((("eval",), True, 3 + 4), (("eval", "train"), False, 6)):
         assert estimate_seconds(spec, "block", 2, modes=modes, time_forms=timed) == (
@@ -98,7 +98,7 @@ def test_prove_without_timing_ends_its_progress_at_one():
 
 def test_prove_times_itself_with_the_timing_stopwatch(monkeypatch):
     readings = iter([10.0, 13.5])
-    monkeypatch.setattr(T, "_clock", lambda: next(readings))
+    monkeypatch.setattr(T.clock, "_clock", lambda: next(readings))
     assert prove(TINY, time_forms=False).seconds == 3.5
 
 

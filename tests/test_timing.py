@@ -99,7 +99,7 @@ class Recorder(nn.Module):
 def test_warmup_excluded_and_times_from_the_clock(monkeypatch):
     T.matmul_peak_tflops("cpu")  # measured (and cached) on the real clock first
     CLOCK["t"] = 100.0
-    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    monkeypatch.setattr(T.clock, "_clock", lambda: CLOCK["t"])
     CALLS.clear()
     result = T.time_model(Recorder(), batch_size=2, image_size=4, device="cpu",
                           warmup=2, iters=5, macs=48)
@@ -146,7 +146,7 @@ def test_cpu_timing_of_a_small_spec_end_to_end():
     assert result.macs_per_image == macs
     assert result.tflops == 2 * macs * 3 / (result.median_ms / 1000) / 1e12
     key = ("cpu", "fp32", torch.get_num_threads())  # a CPU's peak depends on its threads
-    assert result.peak_tflops == T._PEAK_CACHE[key] == T.matmul_peak_tflops("cpu")
+    assert result.peak_tflops == T.peak._PEAK_CACHE[key] == T.matmul_peak_tflops("cpu")
     assert result.peak_percent == result.tflops / result.peak_tflops * 100
     assert result.peak_memory_bytes is None  # no CPU allocator statistics
     assert result.fold_rel_error is None and result.check_median_ms is None
@@ -187,7 +187,7 @@ def test_bf16_autocast_on_the_cpu_is_recorded():
     result = T.time_model(TINY, batch_size=2, device="cpu", dtype="bf16", fast=True, warmup=0,
                           iters=1)
     assert result.settings["autocast"] == "bfloat16"
-    assert result.peak_tflops == T._PEAK_CACHE[("cpu", "bf16", torch.get_num_threads())]
+    assert result.peak_tflops == T.peak._PEAK_CACHE[("cpu", "bf16", torch.get_num_threads())]
     assert result.fold_rel_error <= T.FOLD_TOLERANCE["bf16"]
 
 
@@ -237,7 +237,7 @@ def test_fast_mode_checks_the_folded_model_and_refuses_a_wrong_fold(monkeypatch)
             folded.fc.bias.add_(1.0)
         return folded
 
-    monkeypatch.setattr(T, "fold_bn", wrong_fold)
+    monkeypatch.setattr(T.runner, "fold_bn", wrong_fold)
     with pytest.raises(T.TimingError, match="BN-folded model differs .* not timed"):
         T.time_model(TINY, batch_size=2, device="cpu", fast=True, warmup=0, iters=1)
 
@@ -291,12 +291,12 @@ def test_out_of_memory_even_at_batch_one():
 
 
 def test_what_counts_as_out_of_memory():
-    assert T._is_oom(torch.OutOfMemoryError("CUDA out of memory"))
-    assert T._is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+    assert T.runner._is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert T.runner._is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
                                   "allocate 10 bytes"))
-    assert T._is_oom(MemoryError())
-    assert not T._is_oom(RuntimeError("shape mismatch"))
-    assert not T._is_oom(ValueError("out of memory"))
+    assert T.runner._is_oom(MemoryError())
+    assert not T.runner._is_oom(RuntimeError("shape mismatch"))
+    assert not T.runner._is_oom(ValueError("out of memory"))
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_compile_failure_is_reported(monkeypatch):
             raise RuntimeError("no C compiler (simulated)")
         return call
 
-    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(T.TimingError, match="torch.compile failed: RuntimeError: no C compiler"):
         T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
 
@@ -369,7 +369,7 @@ def test_freeze_turns_on_inductors_freezing_while_the_model_compiles(monkeypatch
             return model(*args)
         return call
 
-    monkeypatch.setattr(T.torch, "compile", recording_compile)
+    monkeypatch.setattr(torch, "compile", recording_compile)
     result = T.time_model(TINY, batch_size=1, device="cpu", compile=True, freeze=True,
                           warmup=1, iters=2)
     assert seen == [True, True, True] and inductor_config.freezing is False
@@ -448,7 +448,7 @@ def cpu_key(dtype="fp32"):
 
 
 def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypatch):
-    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 0.05)
+    monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), 0.05)
     spec = PRESETS["resnext50_32x4d"]
     ten = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0)
     twenty = T.estimate_seconds(spec, 8, device="cpu", iters=20, warmup=0)
@@ -463,38 +463,40 @@ def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypa
     forms = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0, forms=True)
     form_b = T.estimate_seconds(spec.replace(form="b"), 8, device="cpu", iters=10, warmup=0)
     assert forms == pytest.approx(form_a + form_b + ten)
-    compiled = T.estimate_seconds(spec, 8, device="cpu", iters=10, warmup=0, compile=True)
-    assert compiled == pytest.approx(ten + T._COMPILE_S["cpu"])
+    # compile needs a warm-up call (TimingSettings refuses warmup=0): 1 + 9 iterations, as 0 + 10
+    compiled = T.estimate_seconds(spec, 8, device="cpu", iters=9, warmup=1, compile=True)
+    assert compiled == pytest.approx(ten + T.estimate._COMPILE_S["cpu"])
 
 
 def test_estimate_form_efficiency_grows_with_the_path_width():
     for device in ("cpu", "cuda"):
-        dense = T._EFFICIENCY[device]["c"]
+        dense = T.estimate._EFFICIENCY[device]["c"]
         for form in "ab":
-            at4 = T._EFFICIENCY[device][form]
-            assert T._efficiency(device, form, 4) == at4  # as measured at d=4
-            assert T._efficiency(device, form, 16) == pytest.approx(2 * at4)  # d ** 0.5
-            assert T._efficiency(device, form, 1) == pytest.approx(at4 / 2)
-            assert T._efficiency(device, form, 10**6) == dense  # never above form (c)
-            assert T._efficiency(device, form, None) == dense  # stem and head
-        assert T._efficiency(device, "c", 4) == dense
+            at4 = T.estimate._EFFICIENCY[device][form]
+            assert T.estimate._efficiency(device, form, 4) == at4  # as measured at d=4
+            assert T.estimate._efficiency(device, form, 16) == pytest.approx(2 * at4)  # d ** 0.5
+            assert T.estimate._efficiency(device, form, 1) == pytest.approx(at4 / 2)
+            assert T.estimate._efficiency(device, form, 10**6) == dense  # never above form (c)
+            assert T.estimate._efficiency(device, form, None) == dense  # stem and head
+        assert T.estimate._efficiency(device, "c", 4) == dense
 
 
 def test_estimate_adds_up_stages_at_their_path_widths(monkeypatch):
-    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 0.2)
+    monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), 0.2)
     spec = PRESETS["resnext50_32x4d"].replace(form="a")
     counts = network_counts(spec)
-    per_iter = 2 * 4 * (counts.stem.macs + counts.head.macs) / (0.2e12 * T._EFFICIENCY["cpu"]["c"])
+    per_iter = 2 * 4 * (counts.stem.macs + counts.head.macs) / (
+        0.2e12 * T.estimate._EFFICIENCY["cpu"]["c"])
     for stage in counts.stages:
         per_iter += 2 * 4 * stage.total.macs / (
-            0.2e12 * T._efficiency("cpu", "a", stage.plan.path_width))
-    per_iter += T._module_calls(spec, "a") * T._PER_CALL_S["cpu"]
+            0.2e12 * T.estimate._efficiency("cpu", "a", stage.plan.path_width))
+    per_iter += T.estimate._module_calls(spec, "a") * T.estimate._PER_CALL_S["cpu"]
     assert T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1) == pytest.approx(
         4 * per_iter)
     plan = stage_plans(spec)[1]  # one later block of conv3, as time_forms(block=1) times it
     block = (2 * 4 * block_counts(spec, plan, first=False).macs
-             / (0.2e12 * T._efficiency("cpu", "a", plan.path_width))
-             + T._block_calls(spec, "a") * T._PER_CALL_S["cpu"])
+             / (0.2e12 * T.estimate._efficiency("cpu", "a", plan.path_width))
+             + T.estimate._block_calls(spec, "a") * T.estimate._PER_CALL_S["cpu"])
     assert T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1, block=1) == (
         pytest.approx(4 * block))
     with pytest.raises(T.TimingSettingError, match="block: stage 4 is not allowed"):
@@ -502,16 +504,16 @@ def test_estimate_adds_up_stages_at_their_path_widths(monkeypatch):
 
 
 def test_estimate_seconds_without_a_measured_peak_assumes_one(monkeypatch):
-    monkeypatch.setattr(T, "_PEAK_CACHE", {})
+    monkeypatch.setattr(T.peak, "_PEAK_CACHE", {})
     spec = PRESETS["resnet50"]
     seconds = T.estimate_seconds(spec, 4, device="cpu", iters=3, warmup=1, measure=False)
-    assert T._PEAK_CACHE == {}  # nothing measured
+    assert T.peak._PEAK_CACHE == {}  # nothing measured
     flops = 2 * network_counts(spec).macs * 4
-    peak = max(T._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"],
-               T._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads())
-    per_iter = (flops / (peak * 1e12 * T._EFFICIENCY["cpu"]["c"])
-                + T._module_calls(spec, "c") * T._PER_CALL_S["cpu"])
-    assert seconds == pytest.approx(4 * per_iter + T._PEAK_MEASURE_S)
+    peak = max(T.estimate._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"],
+               T.estimate._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads())
+    per_iter = (flops / (peak * 1e12 * T.estimate._EFFICIENCY["cpu"]["c"])
+                + T.estimate._module_calls(spec, "c") * T.estimate._PER_CALL_S["cpu"])
+    assert seconds == pytest.approx(4 * per_iter + T.estimate._PEAK_MEASURE_S)
     with pytest.raises(T.TimingSettingError, match="'tf32' needs a CUDA GPU"):
         T.estimate_seconds(spec, 4, device="cpu", dtype="tf32")
 
@@ -520,14 +522,14 @@ def test_a_peak_measured_under_load_cannot_inflate_the_estimate(monkeypatch):
     """The estimate's peak is never below the documented floor: however low a peak measured
     under load is, the estimate stays what it is at the floor."""
     spec = PRESETS["resnext29_8x64d"].replace(image_size=32)
-    floor = T._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads()
-    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), floor)
+    floor = T.estimate._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads()
+    monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), floor)
     at_floor = T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0, forms=True)
     for loaded in (floor / 10, floor / 1000):
-        monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), loaded)
+        monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), loaded)
         assert T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0,
                                   forms=True) == at_floor
-    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), 10 * floor)  # a faster CPU: shorter
+    monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), 10 * floor)  # a faster CPU: shorter
     assert T.estimate_seconds(spec, 1, device="cpu", iters=5, warmup=0, forms=True) < at_floor
 
 
@@ -579,7 +581,7 @@ def test_cli_time_checks_the_guards_before_building(capsys, monkeypatch, options
     def no_building(spec):
         raise AssertionError("built before the guards were checked")
 
-    monkeypatch.setattr(T, "build_model", no_building)
+    monkeypatch.setattr(T.api, "build_model", no_building)
     assert main(["time", *options, "--device", "cpu"]) == 2
     assert message in capsys.readouterr().err
 
@@ -599,8 +601,8 @@ def test_timing_imports_with_torch_alone():
 
 # -- the peak --------------------------------------------------------------------------------
 def test_the_cpu_peak_is_cached_per_thread_count(monkeypatch):
-    monkeypatch.setattr(T, "_PEAK_CACHE", {})
-    monkeypatch.setattr(T, "_matmul_ms", lambda device, dtype, size, count: [100.0] * count)
+    monkeypatch.setattr(T.peak, "_PEAK_CACHE", {})
+    monkeypatch.setattr(T.peak, "_matmul_ms", lambda device, dtype, size, count: [100.0] * count)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -611,12 +613,12 @@ def test_the_cpu_peak_is_cached_per_thread_count(monkeypatch):
         torch.set_num_threads(threads)
     # 100 ms is long enough at the first size, 256: 2 x 256^3 flops in 0.1 s
     assert one == two == 2 * 256**3 / 0.1 / 1e12
-    assert set(T._PEAK_CACHE) == {("cpu", "fp32", 1), ("cpu", "fp32", 2)}
+    assert set(T.peak._PEAK_CACHE) == {("cpu", "fp32", 1), ("cpu", "fp32", 2)}
 
 
 @pytest.mark.parametrize("peak, noted", [(1e-9, True), (1e9, False)])
 def test_a_result_above_the_measured_peak_says_so(monkeypatch, peak, noted):
-    monkeypatch.setitem(T._PEAK_CACHE, cpu_key(), peak)
+    monkeypatch.setitem(T.peak._PEAK_CACHE, cpu_key(), peak)
     result = T.time_model(TINY, batch_size=1, device="cpu", warmup=0, iters=1)
     assert result.peak_tflops == peak
     assert result.peak_percent == result.tflops / peak * 100
@@ -631,7 +633,7 @@ def test_a_result_above_the_measured_peak_says_so(monkeypatch, peak, noted):
 
 # -- progress, the time limit, the wall clock -------------------------------------------------
 def test_stopwatch_reads_the_wall_clock(monkeypatch):
-    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    monkeypatch.setattr(T.clock, "_clock", lambda: CLOCK["t"])
     CLOCK["t"] = 5.0
     elapsed = T.stopwatch()
     CLOCK["t"] = 7.5
@@ -647,8 +649,8 @@ def check_progress(calls):
 
 
 def test_time_model_reports_progress(monkeypatch):
-    monkeypatch.setattr(T, "_PEAK_CACHE", {})
-    monkeypatch.setattr(T, "matmul_peak_tflops", lambda device, dtype: 1.0)  # not measured
+    monkeypatch.setattr(T.peak, "_PEAK_CACHE", {})
+    monkeypatch.setattr(T.peak, "matmul_peak_tflops", lambda device, dtype: 1.0)  # not measured
     calls = []
     T.time_model(TINY, batch_size=1, device="cpu", warmup=2, iters=3,
                  progress=lambda fraction, text: calls.append((fraction, text)))
@@ -680,7 +682,7 @@ def test_the_time_limit_stops_between_iterations(monkeypatch):
     6 ms, past a 4.5 ms limit: the run stops there."""
     T.matmul_peak_tflops("cpu")
     CLOCK["t"] = 100.0
-    monkeypatch.setattr(T, "_clock", lambda: CLOCK["t"])
+    monkeypatch.setattr(T.clock, "_clock", lambda: CLOCK["t"])
     CALLS.clear()
     with pytest.raises(T.TimingError) as info:
         T.time_model(Recorder(), batch_size=2, image_size=4, device="cpu", warmup=2, iters=5,
@@ -699,9 +701,9 @@ def test_the_time_limit_of_time_forms_is_checked_between_forms(monkeypatch):
         CLOCK["t"] += 1e-6
         return CLOCK["t"]
 
-    monkeypatch.setattr(T, "_clock", clock)
+    monkeypatch.setattr(T.clock, "_clock", clock)
     CLOCK["t"] = 0.0
-    real = T._time_model
+    real = T.api._time_model
     timed = []
 
     def ten_seconds_each(run, model, **settings):  # each form takes 10 s of the fake clock
@@ -710,7 +712,7 @@ def test_the_time_limit_of_time_forms_is_checked_between_forms(monkeypatch):
         CLOCK["t"] += 10.0
         return result
 
-    monkeypatch.setattr(T, "_time_model", ten_seconds_each)
+    monkeypatch.setattr(T.api, "_time_model", ten_seconds_each)
     with pytest.raises(T.TimingError, match=r"^deadline_s: the time limit of 15 s was exceeded "
                        r"\(20 s elapsed\) at the start of form \(c\); finished before it: "
                        r"form \(a\), form \(b\); not timed further$"):
@@ -726,8 +728,8 @@ def test_compiled_attempts_reset_the_compiler_before_and_after(monkeypatch):
         events.append(f"compile {mode}")
         return model
 
-    monkeypatch.setattr(T.torch, "compile", fake_compile)
-    monkeypatch.setattr(T.torch.compiler, "reset", lambda: events.append("reset"))
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "reset", lambda: events.append("reset"))
     T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
     assert events == ["reset", "compile default", "reset"]
     events.clear()
@@ -740,7 +742,7 @@ def test_compiled_attempts_reset_the_compiler_before_and_after(monkeypatch):
         events.append("compile")
         return call
 
-    monkeypatch.setattr(T.torch, "compile", broken_compile)
+    monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.raises(T.TimingError, match="torch.compile failed"):
         T.time_model(TINY, batch_size=1, device="cpu", compile=True, warmup=1, iters=1)
     assert events == ["reset", "compile", "reset"]  # the failed attempt's caches go too
@@ -761,8 +763,8 @@ class Boom(nn.Module):
 
 def test_any_failure_gives_the_memory_back_before_it_propagates(monkeypatch):
     released = []
-    real = T._release
-    monkeypatch.setattr(T, "_release", lambda device, compiled=False: (
+    real = T.runner._release
+    monkeypatch.setattr(T.runner, "_release", lambda device, compiled=False: (
         released.append((str(device), compiled)), real(device, compiled)))
     BOOM.clear()
     with pytest.raises(ValueError, match="a bug in the model") as info:
@@ -801,10 +803,10 @@ def test_an_out_of_memory_during_capture_is_recognised():
            "batch size 2 fits" in str(info.value)
     chained = RuntimeError("CUDA error: operation failed due to a previous error during capture")
     chained.__context__ = torch.OutOfMemoryError("CUDA out of memory")
-    assert T._oom_in(chained) is chained.__context__
-    assert T._is_oom(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+    assert T.runner._oom_in(chained) is chained.__context__
+    assert T.runner._is_oom(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
                                   "cublasCreate(handle)"))
-    assert not T._is_oom(RuntimeError("CUDA error: operation not permitted when stream is "
+    assert not T.runner._is_oom(RuntimeError("CUDA error: operation not permitted when stream is "
                                       "capturing"))
 
 
@@ -813,42 +815,42 @@ def test_numerics_restore_the_matmul_precision_and_the_legacy_flags():
     """The flags are process-wide and settable without a GPU: _numerics for a CUDA device sets
     and restores them (nothing here runs on a GPU)."""
     cuda = torch.device("cuda", 0)
-    original = T._precision_flags()
+    original = T.devices._precision_flags()
     try:
         for before in ("medium", "high", "highest"):
             torch.set_float32_matmul_precision(before)
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = False
-            saved = T._precision_flags()
+            saved = T.devices._precision_flags()
             for dtype, tf32 in (("fp32", False), ("tf32", True), ("bf16", False)):
-                with T._numerics(cuda, dtype, cudnn_benchmark=True):
+                with T.devices._numerics(cuda, dtype, cudnn_benchmark=True):
                     assert torch.get_float32_matmul_precision() == (
                         "high" if tf32 else "highest")
                     assert torch.backends.cuda.matmul.allow_tf32 is tf32
                     assert torch.backends.cudnn.allow_tf32 is tf32
                     assert torch.backends.cudnn.benchmark is True
-                assert T._precision_flags() == saved
+                assert T.devices._precision_flags() == saved
                 assert torch.get_float32_matmul_precision() == before
         if hasattr(torch.backends.cudnn, "conv"):  # torch 2.9+: the per-backend API
             torch.backends.cuda.matmul.fp32_precision = "tf32"
             torch.backends.cudnn.conv.fp32_precision = "tf32"
-            with T._numerics(cuda, "fp32"):
+            with T.devices._numerics(cuda, "fp32"):
                 assert torch.backends.cuda.matmul.fp32_precision == "ieee"
             assert torch.backends.cuda.matmul.fp32_precision == "tf32"
             assert torch.backends.cudnn.conv.fp32_precision == "tf32"
     finally:
-        T._restore_precision_flags(original)
+        T.devices._restore_precision_flags(original)
         torch.set_float32_matmul_precision(original["float32_matmul_precision"] or "highest")
 
 
 def test_device_total_memory_on_the_cpu(monkeypatch, tmp_path):
     pages = {"SC_PHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
-    monkeypatch.setattr(T.os, "sysconf", lambda name: pages[name])
-    monkeypatch.setattr(T, "_CGROUP_MEMORY_MAX", str(tmp_path / "absent"))
+    monkeypatch.setattr(T.devices.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(T.devices, "_CGROUP_MEMORY_MAX", str(tmp_path / "absent"))
     assert T.device_total_memory("cpu") == 4096 * 1000
     limit = tmp_path / "memory.max"
     limit.write_text("1000000\n")
-    monkeypatch.setattr(T, "_CGROUP_MEMORY_MAX", str(limit))
+    monkeypatch.setattr(T.devices, "_CGROUP_MEMORY_MAX", str(limit))
     assert T.device_total_memory("cpu") == 1000000  # the container's limit is lower
     limit.write_text("max\n")
     assert T.device_total_memory("cpu") == 4096 * 1000  # no limit
@@ -856,7 +858,7 @@ def test_device_total_memory_on_the_cpu(monkeypatch, tmp_path):
     def no_sysconf(name):
         raise ValueError(f"unrecognized configuration name {name}")
 
-    monkeypatch.setattr(T.os, "sysconf", no_sysconf)
+    monkeypatch.setattr(T.devices.os, "sysconf", no_sysconf)
     assert T.device_total_memory("cpu") is None
     limit.write_text("2048\n")
     assert T.device_total_memory("cpu") == 2048
@@ -940,7 +942,7 @@ def test_gpu_bf16_channels_last():
     assert result.settings["autocast"] == "bfloat16"
     assert result.settings["channels_last"] is True and result.settings["tf32"] is False
     key = (str(T.resolve_device("cuda")), "bf16", None)
-    assert result.peak_tflops == T._PEAK_CACHE[key]
+    assert result.peak_tflops == T.peak._PEAK_CACHE[key]
 
 
 @needs_cuda
@@ -951,19 +953,19 @@ def test_gpu_cuda_graph_training_step_is_a_real_step():
     torch.manual_seed(0)
     model = randomize_(build_model(TINY)).to(dev).train()
     twin = randomize_(build_model(TINY)).to(dev).train()
-    plan = T._Plan(dev, "fp32", False, True, False, True, "train", False, 1, 1, 0, (3, 16, 16),
-                   10, False)
+    plan = T.runner._Plan(dev, "fp32", False, True, False, True, "train", False, 1, 1, 0,
+                          (3, 16, 16), 10, False)
     generator = torch.Generator().manual_seed(0)
     batch = torch.randn(4, 3, 16, 16, generator=generator).to(dev)
-    with T._on_device(dev), T._numerics(dev, "fp32"):
-        step, labels = T._train_step(model, batch, plan, generator)  # 3 steps, then capture
+    with T.devices._on_device(dev), T.devices._numerics(dev, "fp32"):
+        step, labels = T.runner._train_step(model, batch, plan, generator)  # 3 steps, then capture
         for _ in range(2):
             twin.load_state_dict(model.state_dict())  # identical weights
             before = {n: p.detach().clone() for n, p in model.named_parameters()}
             step()
             torch.cuda.synchronize(dev)
             twin.zero_grad(set_to_none=True)
-            T._loss(twin(batch), labels).backward()
+            T.runner._loss(twin(batch), labels).backward()
             for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(),
                                          strict=True):
                 scale = q.grad.abs().max().item()
@@ -998,6 +1000,6 @@ def test_gpu_the_second_gpu_keeps_everything_on_it():
                               **settings)
         assert result.settings["device"] == "cuda:1" and len(result.times_ms) == 2
         assert result.device_name == torch.cuda.get_device_name(1)
-    assert ("cuda:1", "fp32", None) in T._PEAK_CACHE
+    assert ("cuda:1", "fp32", None) in T.peak._PEAK_CACHE
     assert torch.cuda.current_device() == current
     assert torch.cuda.memory_allocated(0) == on_first

@@ -178,45 +178,6 @@ def cmd_check(spec: ResNeXtSpec, args) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
-def _time_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch", type=whole_number("--batch", *TIME_BATCH_RANGE), default=8,
-                   help="images per iteration (default 8)")
-    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
-                   help="auto: CUDA when available, else the CPU")
-    p.add_argument("--dtype", default="fp32", choices=("fp32", "tf32", "bf16", "fp16"),
-                   help="fp32 (TF32 off), tf32 (GPU), bf16 or fp16 (autocast)")
-    p.add_argument("--mode", default="inference", choices=("inference", "train"),
-                   help="train: forward, backward and an SGD step")
-    for flag, text in (("--compile", "torch.compile the model"),
-                       ("--channels-last", "NHWC memory format for model and batch"),
-                       ("--cuda-graphs", "replay each step as a CUDA graph (GPU)"),
-                       ("--freeze", "with --compile, inference: Inductor's freezing (weights "
-                                    "as constants: BN folded, CPU weights prepacked)"),
-                       ("--fast", "inference with BN folded into the convolutions"),
-                       ("--no-cudnn-benchmark", "do not let cuDNN time its algorithms"),
-                       ("--forms", "time forms (a), (b), (c) side by side"),
-                       ("--cross-check", "also time with torch.utils.benchmark.Timer"),
-                       ("--json", "print the results as JSON")):
-        p.add_argument(flag, action="store_true", help=text)
-    p.add_argument("--one-block", type=int, metavar="STAGE",
-                   help="time one block of this stage (0 = conv2) instead of the network")
-    p.add_argument("--warmup", type=whole_number("--warmup", *WARMUP_RANGE),
-                   help="untimed iterations (default: CPU 2, GPU 10)")
-    p.add_argument("--iters", type=whole_number("--iters", *ITERS_RANGE),
-                   help="timed iterations (default: CPU 10, GPU 50)")
-    p.add_argument("--seed", type=whole_number("--seed", *SEED_RANGE), default=0,
-                   help="seeds the weights and the batch (default 0)")
-
-
-def cmd_time(spec: ResNeXtSpec, args) -> int:
-    from ..timing import TimingSettingError, run_cli
-
-    try:
-        return run_cli(spec, args)
-    except TimingSettingError as exc:  # a setting this machine cannot honour: exit 2
-        raise UsageError(str(exc)) from None
-
-
 # name -> (help, add_arguments, run). Later modules register their own subcommands here.
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
 COMMANDS: dict[str, Command] = {
@@ -229,15 +190,13 @@ COMMANDS: dict[str, Command] = {
                          p.add_argument("--seed", type=whole_number("--seed", *SEED_RANGE),
                                         default=0),
                          p.add_argument("--json", action="store_true")), cmd_check),
-    "time": ("time on a random batch: median ms, img/s, TFLOP/s and percent of the matmul peak",
-             _time_arguments, cmd_time),
 }
 
 
 # Each of these modules holds one subcommand: HELP, add_arguments(parser), run(spec, args).
-from . import export, graph, summary  # noqa: E402  (they import UsageError from here)
+from . import export, graph, summary, time  # noqa: E402  (they import UsageError from here)
 
-for _module in (graph, summary, export):
+for _module in (time, graph, summary, export):
     COMMANDS[_module.__name__.rsplit(".", 1)[-1]] = (_module.HELP, _module.add_arguments,
                                                      _module.run)
 
