@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import blocks as B
+from . import registry
 from .complexity import block_counts
 from .convert import dense_state, load_dense_state, randomize_
 from .network import stage_plans
@@ -52,12 +53,12 @@ def _foldable(conv, bn) -> bool:
 
 # -- form (a)'s special case: the BN on the aggregated sum -----------------------------------
 def _fold_aggregated_sum(module: nn.Module) -> None:
-    """Form (a): fold the BN on the sum of the paths into every path's last conv (its shift
-    added once, by path 0). Nothing for the other forms."""
-    if not isinstance(module, (B.AggregatedBottleneck, B.AggregatedBasicBlock)):
+    """A "sum" form, (a): fold the BN on the sum of the paths into every path's last conv
+    (its shift added once, by path 0). Nothing for the other forms."""
+    entry = registry.of_module(module)
+    if entry is None or entry[1].merge != "sum":
         return
-    conv_name, bn_name = (("conv3", "bn3") if isinstance(module, B.AggregatedBottleneck)
-                          else ("conv2", "bn2"))
+    conv_name, bn_name = entry[0].last_conv, entry[0].last_bn
     bn = getattr(module, bn_name)
     if not _foldable(getattr(module.paths[0], conv_name), bn):
         return

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import registry
 from .convert import BOUND_FLOAT32_REL, BOUND_FLOAT64_ABS, convert, randomize_
 from .network import build_model
 from .spec import ResNeXtSpec, SpecError
 
 SCOPES = ("network", "block")
-FORMS = ("a", "b", "c")
 DTYPES = (torch.float64, torch.float32)
 # time_forms settings for the contrast: short, the point is the ratio between forms
 CONTRAST = {"device": "cpu", "warmup": 1, "iters": 3}
@@ -83,7 +83,7 @@ def _row(reference_form, form, dtype, mode, expected, got) -> dict:
 
 
 def _steps(modes) -> int:
-    return len(DTYPES) * len(modes) * len(FORMS)
+    return len(DTYPES) * len(modes) * len(registry.FORMS)
 
 
 def _name(dtype) -> str:
@@ -102,14 +102,14 @@ def _network_rows(spec, batch_size, seed, modes, report) -> list[dict]:
         for mode in modes:
             # fresh conversions per mode: a train-mode pass updates the running statistics
             outputs = {}
-            for form in FORMS:
+            for form in registry.FORMS:
                 report(f"{_name(dtype)}, {mode}: form ({form})")
                 model = convert(base, form).train(mode == "train")
                 with torch.no_grad():
                     outputs[form] = model(batch.to(dtype))
                 del model
             rows += [_row(spec.form, form, dtype, mode, outputs[spec.form], outputs[form])
-                     for form in FORMS if form != spec.form]
+                     for form in registry.FORMS if form != spec.form]
     return rows
 
 
@@ -123,13 +123,13 @@ def _block_rows(spec, stage, batch_size, seed, modes, report) -> list[dict]:
     for dtype in DTYPES:
         for mode in modes:
             outputs = {}
-            for form in FORMS:
+            for form in registry.FORMS:
                 report(f"{_name(dtype)}, {mode}: form ({form})")
                 block = copy.deepcopy(modules[form]).to(dtype).train(mode == "train")
                 with torch.no_grad():
                     outputs[form] = block(batch.to(dtype))
             rows += [_row(spec.form, form, dtype, mode, outputs[spec.form], outputs[form])
-                     for form in FORMS if form != spec.form]
+                     for form in registry.FORMS if form != spec.form]
     return rows
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from builder import PRESETS, ResNeXtSpec, build_model, network_counts, randomize_
+from builder import PRESETS, ResNeXtSpec, build_model, network_counts, randomize_, registry
 from builder import timing as T
 from builder.cli import main
 from builder.complexity import block_counts
@@ -470,9 +470,9 @@ def test_estimate_seconds_is_linear_in_iterations_and_slower_for_form_a(monkeypa
 
 def test_estimate_form_efficiency_grows_with_the_path_width():
     for device in ("cpu", "cuda"):
-        dense = T.estimate._EFFICIENCY[device]["c"]
+        dense = registry.FORMS["c"].efficiency[device]
         for form in "ab":
-            at4 = T.estimate._EFFICIENCY[device][form]
+            at4 = registry.FORMS[form].efficiency[device]
             assert T.estimate._efficiency(device, form, 4) == at4  # as measured at d=4
             assert T.estimate._efficiency(device, form, 16) == pytest.approx(2 * at4)  # d ** 0.5
             assert T.estimate._efficiency(device, form, 1) == pytest.approx(at4 / 2)
@@ -486,7 +486,7 @@ def test_estimate_adds_up_stages_at_their_path_widths(monkeypatch):
     spec = PRESETS["resnext50_32x4d"].replace(form="a")
     counts = network_counts(spec)
     per_iter = 2 * 4 * (counts.stem.macs + counts.head.macs) / (
-        0.2e12 * T.estimate._EFFICIENCY["cpu"]["c"])
+        0.2e12 * registry.FORMS["c"].efficiency["cpu"])
     for stage in counts.stages:
         per_iter += 2 * 4 * stage.total.macs / (
             0.2e12 * T.estimate._efficiency("cpu", "a", stage.plan.path_width))
@@ -511,7 +511,7 @@ def test_estimate_seconds_without_a_measured_peak_assumes_one(monkeypatch):
     flops = 2 * network_counts(spec).macs * 4
     peak = max(T.estimate._ASSUMED_PEAK_TFLOPS["cpu"]["fp32"],
                T.estimate._PEAK_FLOOR_TFLOPS["cpu"]["fp32"] * torch.get_num_threads())
-    per_iter = (flops / (peak * 1e12 * T.estimate._EFFICIENCY["cpu"]["c"])
+    per_iter = (flops / (peak * 1e12 * registry.FORMS["c"].efficiency["cpu"])
                 + T.estimate._module_calls(spec, "c") * T.estimate._PER_CALL_S["cpu"])
     assert seconds == pytest.approx(4 * per_iter + T.estimate._PEAK_MEASURE_S)
     with pytest.raises(T.TimingSettingError, match="'tf32' needs a CUDA GPU"):

@@ -1,6 +1,6 @@
 """The cost model: how long a timing run will take, estimated before running it.
 
-The per-form constants (_EFFICIENCY, _block_calls) are the two places that know the forms.
+Each form's efficiency and call counts come from builder.registry.
 Where the numbers come from: benchmarks/RESULTS.md, "Cost-model constants".
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import registry
 from ..complexity import block_counts, network_counts
 from ..network import stage_plans
 from ..spec import FORMS, ResNeXtSpec
@@ -15,21 +16,19 @@ from . import peak
 from .devices import _gpu_lock
 from .settings import TRAIN_FLOP_FACTOR, TimingSettings, _check_block
 
-# -- per-form constants ------------------------------------------------------------------------
-# Fraction of the matmul peak each form reaches, per device type, for paths 4 channels wide
-# (_REFERENCE_PATH_WIDTH); wider paths grow as d ** _PATH_WIDTH_POWER, up to form (c)'s.
-_EFFICIENCY = {"cpu": {"a": 0.03, "b": 0.045, "c": 0.4},
-               "cuda": {"a": 0.012, "b": 0.03, "c": 0.12}}
+# -- per-form constants: each form's `efficiency` and `calls` in builder.registry --------------
+# A form's efficiency is the fraction of the matmul peak it reaches, per device type, for paths
+# 4 channels wide (_REFERENCE_PATH_WIDTH); wider paths grow as d ** _PATH_WIDTH_POWER, up to
+# the efficiency of the dense form (c).
+_DENSE_FORM = "c"
 _REFERENCE_PATH_WIDTH = 4
 _PATH_WIDTH_POWER = 0.5
 
 
 def _block_calls(spec: ResNeXtSpec, form: str) -> int:
     """Module calls in one block without a projection (convs, BNs, ReLUs, adds)."""
-    per_path = {"bottleneck": 7, "basic": 4}[spec.block]  # conv/BN/ReLU per path
-    dense = {"bottleneck": 10, "basic": 7}[spec.block]  # a form-(c) block
-    return {"a": spec.cardinality * per_path + 3,
-            "b": spec.cardinality * (per_path - 2) + 5, "c": dense}[form]
+    per_path, per_block = registry.implementation(spec.block, form).calls
+    return spec.cardinality * per_path + per_block
 
 
 # -- device constants --------------------------------------------------------------------------
@@ -60,11 +59,13 @@ def _module_calls(spec: ResNeXtSpec, form: str) -> int:
 def _efficiency(device_type: str, form: str, path_width: int | None) -> float:
     """The fraction of the matmul peak that `form` reaches with paths `path_width` wide (None:
     a dense layer, the stem or the head)."""
-    dense = _EFFICIENCY[device_type]["c"]
-    if form == "c" or path_width is None:
-        return dense
+    dense = registry.FORMS[_DENSE_FORM].efficiency[device_type]
+    entry = registry.FORMS[form]
+    own = entry.efficiency.get(device_type, dense)  # a form with no figures: as (c)
+    if entry.merge == "dense" or path_width is None:
+        return own if entry.merge == "dense" else dense
     scale = (max(path_width, 1) / _REFERENCE_PATH_WIDTH) ** _PATH_WIDTH_POWER
-    return min(dense, _EFFICIENCY[device_type][form] * scale)
+    return min(dense, own * scale)
 
 
 def _estimate_peak(dev: torch.device, dtype: str, measure: bool) -> tuple[float, float]:
