@@ -7,6 +7,9 @@
     >>> model = builder.build_model(spec.replace(form="a"))
 """
 
+__version__ = "0.2.0"  # also the package's version (pyproject.toml reads it); see CHANGELOG.md
+
+from . import registry
 from .blocks import ResNeXt
 from .complexity import Counts, NetworkCounts, count_macs, count_params, match_width, network_counts
 from .convert import check_equivalence, convert, randomize_
@@ -26,6 +29,7 @@ from .timing import (
 )
 
 __all__ = [
+    "__version__", "registry",
     "FORMS", "PRESETS", "Counts", "NetworkCounts", "ResNeXt", "ResNeXtSpec", "SpecError",
     "StagePlan", "build_model", "check_equivalence", "convert", "count_macs", "count_params",
     "describe", "get_preset", "match_width", "network_counts", "randomize_", "stage_plans",

@@ -202,8 +202,11 @@ for _module in (time, graph, summary, export):
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = _Parser(prog="python -m builder",
                      description="Build, count, draw and export ResNeXt networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
