@@ -82,7 +82,7 @@ class Limits:
 
     max_params: int = 1_000_000_000  # 4 GB in fp32; 11x the biggest preset
     max_memory_bytes: int = 8 * GiB  # parameters (x3 in training) + activations
-    max_modules: int = 30_000  # building costs ~0.5 ms a module: 15 s at the limit
+    max_modules: int = 30_000  # building time grows with modules (benchmarks/RESULTS.md)
     max_macs: int = 200 * 10**9  # one forward over the batch: seconds on 2 CPU cores
     max_batch_size: int = 256
 

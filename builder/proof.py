@@ -31,12 +31,8 @@ DTYPES = (torch.float64, torch.float32)
 # time_forms settings for the contrast: short, the point is the ratio between forms
 CONTRAST = {"device": "cpu", "warmup": 1, "iters": 3}
 # The page asks before a proof estimated to take longer than this (estimate_seconds below; it
-# errs long). On the 2-core CPU, with the fp32 matmul peak measured at 0.11-0.24 TFLOP/s: the
-# classroom specs run at once (ResNeXt-29 8x64d at 32x32 takes about 3 s and is estimated at
-# 4-9 s, at most 12 s with 2 threads and 24 s with 1 whatever the load was when the peak was
-# measured: the estimate's floor; one ResNeXt-50 conv2 block under 1 s, estimated at 1-3 s);
-# so does the whole ResNeXt-50 (estimated at 10-20 s); ResNeXt-101 (64x4d) asks first
-# (estimated at 34-70 s).
+# errs long). What the classroom specs are estimated at and take: benchmarks/RESULTS.md,
+# "Proof estimates".
 ASK_ABOVE_S = 30.0
 Progress = Callable[[float, str], None]
 
