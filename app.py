@@ -44,6 +44,7 @@ for _var in ("NO_PROXY", "no_proxy"):  # Gradio checks its own server through an
 import gradio as gr  # noqa: E402
 
 from builder import compare, guards, learn, proof, share, timing, views  # noqa: E402
+from builder.complexity import matched_width  # noqa: E402
 from builder.spec import (  # noqa: E402
     FIELDS,
     MAX_JSON_BYTES,
@@ -476,7 +477,7 @@ def wire(ui: SimpleNamespace) -> None:
         spec = spec_from_controls(*values)
         if keep_complexity:
             reference = views.baseline_spec(baseline, spec)
-            spec = spec.replace(width_per_group=views.matched_width(spec, reference))
+            spec = spec.replace(width_per_group=matched_width(spec, reference))
         return spec
 
     def analyze(preset, cardinality, width_per_group, depths, form, block, stem, stride_on,
@@ -693,11 +694,11 @@ def wire(ui: SimpleNamespace) -> None:
             if scope == "network":
                 key = target.replace(form=result.settings["spec"]["form"]).to_json(indent=None)
                 times[key] = {"median_ms": result.median_ms, "batch_size": result.batch_size,
-                              "device": views.device_text(result).split(",")[0]}
+                              "device": result.device_label.split(",")[0]}
         start = len(results)
         results = [views.timing_row(start + i + 1, r) for i, r in enumerate(run)][::-1] \
             + results
-        where = views.device_text(run[0])
+        where = run[0].device_label
         message = f"Ran on **{where}**; torch {run[0].torch_version}."
         if forms:
             message += "\n\n" + views.forms_lesson(run)
