@@ -1,7 +1,7 @@
 """What the app shows, as plain text: numbers formatted, tables as rows, the per-block formula
 with the numbers filled in, and the heavy views (graphs, summary, source) cached per spec.
 
-No Gradio here: app.py turns these strings and rows into components. Everything is a pure
+No Gradio here: the ui package turns these strings and rows into components. Everything is a pure
 function of a frozen (hashable) ResNeXtSpec, so `functools.lru_cache` keyed on the spec makes
 a repeated view free: switching back to a configuration, or to a tab, costs nothing.
 """
