@@ -52,7 +52,6 @@ HEAVY = {"show_progress": "minimal", "concurrency_limit": 2, "trigger_mode": "al
 # queue shows each waiting user its position. One queue for the CPU and every GPU: a GPU
 # timing needs the host's cores to launch its kernels, so a CPU run beside it would skew it.
 DEVICE = {"concurrency_limit": 1, "concurrency_id": "device", "show_progress": "full"}
-NO_CHANGE = gr.update  # gr.update() leaves an output as it is
 
 
 # -- the spec from the page ----------------------------------------------------------------
@@ -241,6 +240,11 @@ class Page:
         if len(events) == 1:
             return events[0](handler, inputs, outputs, **settings)
         return gr.on(events, handler, inputs, outputs, **settings)
+
+    def api(self, fn: Callable, api_name: str, **settings) -> None:
+        """An endpoint with no component behind it (gr.api): it takes and returns JSON."""
+        gr.api(fn, api_name=api_name, **settings)
+        self.api_names.append(api_name)
 
     def by_component(self, fn: Callable) -> Callable:
         """`fn`, returning {component: value} where it returns {name: value}."""

@@ -92,5 +92,4 @@ def wire(page: Page) -> None:
         page.on(f"{handler.__name__}.click", handler, INPUTS, OUTPUTS,
                 api_name=handler.__name__, **FAST)
     page.on("demo.load", restore_pins, "pins_store", OUTPUTS, api_name="restore_pins", **FAST)
-    gr.api(compare_api, api_name="compare", concurrency_limit=4)
-    page.api_names.append("compare")
+    page.api(compare_api, "compare", concurrency_limit=4)

@@ -41,19 +41,13 @@ def field_order() -> list[str]:
             + [n for n in rest if FIELDS[n].advanced])
 
 
-def view_names() -> list[str]:
-    return ["keep", "baseline", "stage"]
-
-
-def analytics_names() -> list[str]:
-    """The outputs of every control change, in order."""
-    return ["error", "headline", "stage", "spec_json", "share_query", "width_per_group"]
+VIEW_INPUTS = ["keep", "baseline", "stage"]  # besides the spec's fields, what analyze takes
+ANALYTICS = ["error", "headline", "stage", "spec_json", "share_query", "width_per_group"]
 
 
 def everything_names() -> list[str]:
     """The outputs of a preset, a link or a config: the analytics, then every control."""
-    return analytics_names() + ["preset", "keep"] + [n for n in field_order()
-                                                      if n != "width_per_group"]
+    return ANALYTICS + ["preset", "keep"] + [n for n in field_order() if n != "width_per_group"]
 
 
 # -- layout ------------------------------------------------------------------------------------
@@ -262,11 +256,11 @@ def upload_config(path, preset, baseline, stage) -> dict:
 # -- events ------------------------------------------------------------------------------------
 
 def wire(page: Page) -> None:
-    edit = ["preset", *field_order(), *view_names()]
-    analytics, everything = analytics_names(), everything_names()
+    edit = ["preset", *field_order(), *VIEW_INPUTS]
+    analytics, everything = ANALYTICS, everything_names()
     # typing fires `input`; a paste or a script that sets the text fires only `blur`/`submit`
-    triggers = [f"{n}.input" for n in field_order() + view_names()] + ["depths.submit",
-                                                                       "depths.blur"]
+    triggers = [f"{n}.input" for n in field_order() + VIEW_INPUTS] + ["depths.submit",
+                                                                      "depths.blur"]
     page.on(triggers, analyze, edit, analytics, api_name="analyze",
             trigger_mode="always_last", **FAST)
     page.on("preset.input", apply_preset, ["preset", "baseline", "stage"], everything,

@@ -84,8 +84,7 @@ def build(spec_json: str) -> dict:
 
 
 def wire(page: Page) -> None:
-    gr.api(build, api_name="build", concurrency_limit=2)
-    page.api_names.append("build")
+    page.api(build, "build", concurrency_limit=2)
     controls.wire(page)
     for tab in TABS:
         tab.wire(page)
