@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from .charts import COLORS, bars_svg
-from .complexity import network_counts
+from .complexity import matched_width, network_counts
 from .spec import PRESETS, ResNeXtSpec, SpecError
 
 MAX_PINS = 24
@@ -120,8 +120,6 @@ def sweep(spec: ResNeXtSpec, cardinalities=SWEEP_CARDINALITIES) -> list[ResNeXtS
     """The paper's Table 2 on the spec's template: for each C, the width per group d that keeps
     the complexity of the C=1, d=64 block (ResNet-50: C=1 d=64, 2 x 40d, 4 x 24d, 8 x 14d,
     32 x 4d)."""
-    from .views import matched_width
-
     reference = spec.replace(cardinality=1, width_per_group=64)
     specs = []
     for c in cardinalities:

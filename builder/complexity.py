@@ -144,3 +144,16 @@ def match_width(cardinality: int, in_channels: int = 256, out_channels: int = 25
         if gap >= 0:
             return best_d
         d += 1
+
+
+def matched_width(spec: ResNeXtSpec, reference: ResNeXtSpec) -> int:
+    """The width per group d that keeps the complexity of `reference` at the spec's
+    cardinality: for a bottleneck, the paper's rule on the first stage's block (`match_width`,
+    Table 2); for a basic block, which is dense C*d wide (Fig. 4), the same C*d."""
+    if spec.block == "basic":
+        return max(1, round(reference.cardinality * reference.width_per_group
+                            / spec.cardinality))
+    channels = spec.out_channels(0)
+    return match_width(spec.cardinality, channels, channels,
+                       reference_cardinality=reference.cardinality,
+                       reference_width=reference.width_per_group)

@@ -1,7 +1,7 @@
 """What the app shows, as plain text: numbers formatted, tables as rows, the per-block formula
 with the numbers filled in, and the heavy views (graphs, summary, source) cached per spec.
 
-No Gradio here: app.py turns these strings and rows into components. Everything is a pure
+No Gradio here: the ui package turns these strings and rows into components. Everything is a pure
 function of a frozen (hashable) ResNeXtSpec, so `functools.lru_cache` keyed on the spec makes
 a repeated view free: switching back to a configuration, or to a tab, costs nothing.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .complexity import NetworkCounts, match_width, network_counts
+from .complexity import NetworkCounts, network_counts
 from .network import describe
 from .spec import FORMS, LIMITS, PRESETS, ResNeXtSpec, SpecError
 
@@ -80,19 +80,6 @@ def remove_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
     if len(depths) <= LIMITS["stages"][0]:
         raise SpecError("depths", list(depths), "expected at least 1 stage")
     return tuple(depths)[:-1]
-
-
-def matched_width(spec: ResNeXtSpec, reference: ResNeXtSpec) -> int:
-    """The width per group d that keeps the complexity of `reference` at the spec's
-    cardinality: for a bottleneck, the paper's rule on the first stage's block (`match_width`,
-    Table 2); for a basic block, which is dense C*d wide (Fig. 4), the same C*d."""
-    if spec.block == "basic":
-        return max(1, round(reference.cardinality * reference.width_per_group
-                            / spec.cardinality))
-    channels = spec.out_channels(0)
-    return match_width(spec.cardinality, channels, channels,
-                       reference_cardinality=reference.cardinality,
-                       reference_width=reference.width_per_group)
 
 
 def stage_choices(spec: ResNeXtSpec) -> list[tuple[str, int]]:
@@ -317,11 +304,6 @@ PROOF_HEADERS = ["form", "vs", "dtype", "BN mode", "max |difference|", "relative
                  "equal"]
 
 
-def device_text(result) -> str:
-    """'CPU: Intel Xeon ..., 2 threads' or 'GPU: NVIDIA H100 80GB HBM3'."""
-    return f"{'GPU' if result.device_type == 'cuda' else 'CPU'}: {result.device_name}"
-
-
 def timing_settings(result) -> str:
     """Every setting of a run, in one line: 'batch 2, 16×16, inference, fp32, eager,
     2 warm-up + 10 iterations, seed 0, 2 threads, time.perf_counter'."""
@@ -348,7 +330,7 @@ def timing_row(number: int, result) -> list[str]:
 
     memory = ("– (CPU: not tracked)" if result.peak_memory_bytes is None
               else fmt_bytes(result.peak_memory_bytes))
-    return [str(number), result.name, device_text(result), f"{result.median_ms:,.2f}",
+    return [str(number), result.name, result.device_label, f"{result.median_ms:,.2f}",
             f"{result.iqr_ms:,.2f}; {result.min_ms:,.2f}–{result.max_ms:,.2f}"
             + (" (noisy)" if result.noisy else ""),
             f"{result.images_per_s:,.1f}", opt(result.tflops, ".3g"),

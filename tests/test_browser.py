@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import PRESETS, count_params, views
+from builder import PRESETS, count_params
+from builder.complexity import matched_width
 
 pytestmark = pytest.mark.browser
 
@@ -131,7 +132,7 @@ def test_the_baseline_is_kept_next_to_its_control_and_in_the_link(page, app_url)
     page.locator("#keep input").check()  # solve d for C at the complexity of the baseline
     page.locator("#cardinality input").fill("8")
     spec = PRESETS["resnext50_32x4d"].replace(cardinality=8)
-    d = views.matched_width(spec, PRESETS["wide_resnet50_2"])
+    d = matched_width(spec, PRESETS["wide_resnet50_2"])
     assert d == 33  # 8 x (256·33 + 9·33² + 33·256) = 213,576 ~ 212,992, the d=128 block
     expect(page.locator("#width input")).to_have_value(str(d))
     expect(page.locator("#headline")).to_contain_text(

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder import PRESETS, ResNeXtSpec, SpecError, views
+from builder.complexity import matched_width
 from builder.share import KEYS, MAX_QUERY_CHARS, SharedView, from_query, preset_of, to_query
 
 
@@ -133,12 +134,12 @@ def test_formula_is_the_papers_block_count():
 @pytest.mark.parametrize("cardinality, d", [(1, 64), (2, 40), (4, 24), (8, 14), (32, 4)])
 def test_matched_width_reproduces_table_2(cardinality, d):
     spec = PRESETS["resnet50"].replace(cardinality=cardinality)
-    assert views.matched_width(spec, PRESETS["resnet50"]) == d
+    assert matched_width(spec, PRESETS["resnet50"]) == d
 
 
 def test_matched_width_of_a_basic_block_keeps_c_times_d():
     spec = PRESETS["resnet18"].replace(cardinality=8)
-    assert views.matched_width(spec, PRESETS["resnet18"]) == 8
+    assert matched_width(spec, PRESETS["resnet18"]) == 8
 
 
 def test_depths_parsing_and_stage_edits():

@@ -1,0 +1,279 @@
+"""The page's handlers called directly, without a server: each tab's handlers take the inputs
+the page gives them and return {output name: value}. tests/test_app.py checks the same
+through a running app and gradio_client."""
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from builder import PRESETS, ResNeXtSpec, count_params, registry, timing
+from builder.registry import FORMS, Form
+from builder.spec import spec_fields
+from ui import (
+    block,
+    code,
+    compare,
+    controls,
+    equivalence,
+    learn,
+    network,
+    overview,
+    page,
+    summary,
+)
+from ui import timing as timing_tab
+from ui.common import clamp_stage, spec_kwargs
+
+R50 = PRESETS["resnext50_32x4d"]
+TINY = ResNeXtSpec.from_dict({"cardinality": 2, "width_per_group": 2, "depths": [1],
+                              "image_size": 32})
+BAD = json.dumps({"cardinality": 0})
+BAD_MESSAGE = "cardinality: 0 is not allowed; expected a whole number from 1 to 4096"
+
+
+def control_args(spec, preset="resnext50_32x4d", keep=False, baseline="resnet50", stage=0):
+    """analyze's positional inputs, in the page's order of the spec's controls."""
+    values = {"depths": ", ".join(str(d) for d in spec.depths)}
+    return [preset, *(values.get(n, getattr(spec, n)) for n in controls.field_order()),
+            keep, baseline, stage]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return page.build_demo()
+
+
+# -- the page as a whole ---------------------------------------------------------------------
+
+def test_every_tab_is_a_module_in_tabs(demo):
+    assert [t.ID for t in page.TABS] == ["overview", "block", "network", "summary", "code",
+                                         "timing", "equivalence", "compare", "learn"]
+    registered = {f"/{name}" for name in demo.page.api_names}
+    assert registered == page.endpoints()  # every module declares what it wires
+    assert {"/build", "/analyze", "/overview", "/summary", "/code", "/onnx", "/time",
+            "/time_confirmed", "/equivalence", "/equivalence_confirmed", "/compare", "/sweep",
+            "/learn_step", "/learn_follow"} <= registered
+
+
+def test_the_form_radio_lists_every_registered_form(demo):
+    assert [value for _, value in demo.page["form"].choices] == list(FORMS)
+    toy = Form("z", "toy", "toy: form (c) under another name", "dense", "a toy.", {},
+               FORMS["c"].implementations)
+    with registry.registered(toy):
+        choices = page.build_demo().page["form"].choices
+    assert [value for _, value in choices] == [*FORMS, "z"]
+    assert ("(z) toy: form (c) under another name", "z") in choices
+
+
+def test_one_control_per_spec_field_with_its_label_and_id(demo):
+    assert sorted(controls.field_order()) == sorted(f.name for f in spec_fields())
+    kinds = {"int": gr.Number, "depths": gr.Textbox, "choice": gr.Radio, "bool": gr.Checkbox}
+    for info in spec_fields():
+        control = demo.page[info.name]
+        assert isinstance(control, kinds[info.kind]), info.name
+        assert (control.label, control.elem_id) == (info.label, info.control)
+    # the API's order, as it has always been (tests/test_app.py's `controls`)
+    assert controls.field_order()[7:10] == ["image_size", "num_classes", "in_channels"]
+
+
+def test_clamp_stage_and_spec_kwargs():
+    assert [clamp_stage(R50, s) for s in (None, -1, 2, 9)] == [0, 0, 2, 3]
+    assert spec_kwargs(["cardinality", "depths", "zero_init_residual"], [8.0, "3, 4,", 0]) == {
+        "cardinality": 8, "depths": (3, 4), "zero_init_residual": False}
+
+
+# -- the controls ------------------------------------------------------------------------------
+
+def test_analyze_and_its_bad_input():
+    out = controls.analyze(*control_args(R50.replace(cardinality=64)))
+    assert out["headline"].startswith("**ResNeXt-50 (64x4d)**, form (c) · **45,192,488** "
+                                      "parameters")
+    assert out["share_query"] == "?preset=resnext50_32x4d&C=64"
+    assert out["error"] == {"__type__": "update", "value": "", "visible": False}
+    out = controls.analyze(*control_args(R50.replace(cardinality=8), keep=True))
+    assert out["width_per_group"] == {"__type__": "update", "value": 14, "interactive": False}
+    args = control_args(R50)
+    args[1] = 0
+    assert controls.analyze(*args) == {"error": {"__type__": "update", "visible": True,
+                                                 "value": f"**Not applied.** {BAD_MESSAGE}"}}
+
+
+def test_stages_presets_links_and_configs(tmp_path):
+    out = controls.add_stage(*control_args(R50))
+    assert out["depths"] == "3, 4, 6, 3, 3"
+    out = controls.remove_stage(*control_args(R50.replace(depths=(3,))))
+    assert set(out) == {"error"} and "expected at least 1 stage" in out["error"]["value"]
+    out = controls.apply_preset("resnext29_8x64d", "resnet50", 2)
+    assert (out["cardinality"], out["depths"], out["stem"], out["stage"]["value"]) == (
+        8, "3, 3, 3", "cifar", 2)
+    out = controls.restore("?preset=resnet18&C=2&form=a&stage=1", "resnet50")
+    assert (out["preset"], out["cardinality"], out["form"], out["block"]) == (
+        "resnet18", 2, "a", "basic")
+    out = controls.restore("?preset=resnet18&form=z", "resnet50")
+    assert out["error"]["value"].startswith("**The link was not applied.** form: 'z'")
+    assert out["preset"] == "resnext50_32x4d"  # the default, not a half-applied link
+    bad = tmp_path / "bad.json"
+    bad.write_text(BAD)
+    assert controls.upload_config(str(bad), "resnet50", "resnet50", 0) == {
+        "error": {"__type__": "update", "visible": True,
+                  "value": f"**Config not applied.** {BAD_MESSAGE}"}}
+
+
+# -- one test per tab ---------------------------------------------------------------------------
+
+def test_overview():
+    out = overview.overview(R50.to_json(), "resnet50")
+    assert "| parameters | 25,028,904 | 25,557,032 | −528,128 (−2.07%) |" in out["overview"]
+    assert out["stages"]["data"][-1][7] == "25,028,904"
+    assert "`32 × (256×4 + 9×4² + 4×256) = 32 × 2,192`" in out["formula"]
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        overview.overview(BAD, "resnet50")
+    with pytest.raises(gr.Error, match="baseline: 'nope' is not allowed"):
+        overview.overview(R50.to_json(), "nope")
+
+
+def test_block_graph_and_png():
+    out = block.block_graph(R50.to_json(), 1)
+    assert ">groups=32 (32 × 8 channels), stride 2<" in out["block_html"]
+    assert ">groups=32 (32 × 8 channels), stride 2<" in Path(out["block_svg"]).read_text()
+    assert Path(out["block_dot"]).read_text().startswith("digraph block_layer2_0_c {")
+    assert block.block_graph(R50.to_json(), 9)["block_dot"].endswith("-conv5-block.dot")
+    png = block.block_png(TINY.to_json(), 0)["png_file"]
+    assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        block.block_graph(BAD, 0)
+
+
+def test_network_graph():
+    out = network.network_graph(R50.to_json())
+    assert ">25,028,904 parameters, 4.23 G multiply&#45;adds<" in out["network_html"]
+    assert "layer4_first -> layer4_rest" in Path(out["network_dot"]).read_text()
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        network.network_graph(BAD)
+
+
+def test_summary():
+    out = summary.summary(R50.to_json(), 3)
+    assert "| total parameters | 25,028,904 |" in out["summary_totals"]
+    assert out["summary_table"].startswith('<pre class="summary-table">layer ')
+    huge = R50.replace(cardinality=4096, width_per_group=4096, form="a")
+    out = summary.summary(huge.to_json(), 3)
+    assert out["summary_totals"].startswith("**No summary.** ") and out["summary_table"] == ""
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        summary.summary(BAD, 3)
+
+
+def test_code_compiles_and_defines_build_model():
+    out = code.code(TINY.to_json())
+    namespace = {"__name__": "exported"}
+    exec(compile(out["code"], "model.py", "exec"), namespace)  # our own generated source
+    model = namespace["build_model"]()
+    assert sum(p.numel() for p in model.parameters()) == count_params(TINY)
+    assert Path(out["py_file"]).read_text().rstrip("\n") == out["code"].rstrip("\n")
+    assert json.loads(Path(out["config_file"]).read_text()) == TINY.to_dict()
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        code.code(BAD)
+
+
+def timing_args(spec, batch=1, confirmed=False, **change):
+    args = {"spec_json": spec.to_json(), "device": "cpu", "batch_size": batch,
+            "image_size": None, "dtype": "fp32", "mode": "inference", "channels_last": False,
+            "compile": False, "scope": "network", "forms": False, "stage": 0,
+            "confirmed": confirmed, "results": [], "last_times": "{}"}
+    return {**args, **change}
+
+
+def test_timing_one_iteration_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(timing, "time_model",
+                        functools.partial(timing.time_model, warmup=1, iters=1))
+    out = timing_tab.time(**timing_args(TINY))
+    assert out["time_message"].startswith("Ran on **CPU: ")
+    (row,) = out["time_table"]["data"]
+    assert row[:2] == ["1", "ResNeXt-5 (2x2d) form (c)"]
+    assert row[2].startswith("CPU: ")
+    assert "1 warm-up + 1 iterations" in row[9]
+    times = json.loads(out["last_times"])
+    assert list(times) == [TINY.to_json(indent=None)]
+    assert out["timing_results"] == [row] and out["time_confirm"]["visible"] is False
+
+
+def test_timing_asks_first_refuses_bad_input_and_the_confirmed_twin():
+    big = PRESETS["resnext101_64x4d"]
+    out = timing_tab.time(**timing_args(big, batch=8))
+    assert set(out) == {"time_message", "time_confirm"}  # nothing else changes
+    assert re.fullmatch(r"\*\*This run would take about [\d,]+ s on the CPU\*\*.*",
+                        out["time_message"])
+    assert out["time_confirm"]["visible"] is True
+    out = timing_tab.time(**timing_args(TINY, batch=0))
+    assert out == {"time_message": "**Not run.** batch_size: 0 is not allowed; expected a "
+                                   "whole number of 1 or more",
+                   "time_confirm": {"__type__": "update", "visible": False}}
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        timing_tab.time(**timing_args(TINY, spec_json=BAD))
+    # the "Run anyway" endpoint is the same function with `confirmed` forced on: here it
+    # goes past the question to the cap on what may run at all
+    huge = big.replace(image_size=2048)
+    out = timing_tab.time_confirmed(**timing_args(huge, batch=64))
+    assert out["time_message"].startswith("**Not run.** ")
+    assert timing_tab.time_confirmed.__wrapped__ is timing_tab.time
+
+
+def test_equivalence_on_a_tiny_network():
+    out = equivalence.equivalence(TINY.to_json(), "network", 0, 1, False, False)
+    assert out["proof_message"].startswith("**Forms (a), (b) and (c) compute the same "
+                                           "function**")
+    rows = out["proof_table"]["data"]
+    assert len(rows) == 4  # forms (a), (b) x float64, float32, in eval mode
+    for _form, vs, dtype, _mode, diff, rel, bound, equal in rows:
+        assert (vs, equal) == ("(c)", "yes")
+        limit = float(bound.split("≤ ")[1])
+        assert (float(diff) if dtype == "float64" else float(rel)) <= limit
+    assert out["proof_contrast"].startswith("**Equal in math, not in speed.**")
+    out = equivalence.equivalence(TINY.to_json(), "network", 0, 0, False, False)
+    assert set(out) == {"proof_message", "proof_confirm"}
+    assert out["proof_message"].startswith("**Not run.** batch_size: 0 is not allowed")
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        equivalence.equivalence(BAD, "block", 0, 1, False, False)
+    assert equivalence.equivalence_confirmed.__wrapped__ is equivalence.equivalence
+
+
+def test_compare_pins_and_the_sweep():
+    out = compare.sweep(PRESETS["resnet50"].to_json(), "[]", "{}")
+    assert [row[3] for row in out["compare_table"]["data"]] == [
+        "25,557,032", "25,425,000", "25,292,968", "25,603,016", "25,028,904"]
+    assert out["pins_store"] == json.loads(out["pins_json"])
+    out = compare.pin(R50.to_json(), out["pins_json"], "{}")
+    assert [row[1] for row in out["compare_table"]["data"]][-1] == "ResNeXt-50 (32x4d)"
+    assert json.loads(compare.clear_pins("", out["pins_json"], "{}")["pins_json"]) == []
+    shown = compare.restore_pins([{"spec": PRESETS["resnet18"].to_dict()},
+                                  {"spec": {"cardinality": "32"}}])  # invalid: dropped
+    assert [row[1] for row in shown["compare_table"]["data"]] == ["ResNet-18"]
+    api = compare.compare_api("sweep", R50.to_json())
+    assert len(api["pins"]) == 5 and api["chart_svg"].count("<svg") == 2
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        compare.pin(BAD, "[]", "{}")
+
+
+def test_learn_steps():
+    out = learn.learn_step(R50.to_json(), 2)
+    assert out["learn_text"].startswith("### 3/8. One path: a small bottleneck")
+    assert '<g id="path0_conv2" class="node conv3x3 highlight">' in out["learn_svg"]
+    titles = [learn.learn_step(R50.to_json(), i)["learn_text"].split("\n")[0]
+              for i in range(8)]
+    assert titles[0] == "### 1/8. Split, transform, aggregate"
+    assert titles[-1] == "### 8/8. The shortcut"
+    assert learn.learn_open("", 0) == {"learn_opened": True}
+    assert learn.learn_follow(R50.to_json(), 0, False) == {}
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        learn.learn_step(BAD, 0)
+
+
+def test_build():
+    out = page.build(json.dumps({"preset": "resnext50_32x4d", "cardinality": 64}))
+    assert (out["name"], out["params"]) == ("ResNeXt-50 (64x4d)", 45_192_488)
+    with pytest.raises(gr.Error, match=BAD_MESSAGE):
+        page.build(BAD)

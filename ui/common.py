@@ -1,0 +1,255 @@
+"""What every tab shares: the output folder and its downloads, the device lock, parsing a spec
+from the controls or from JSON, the messages, and `Page`, which wires events by name."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import html
+import inspect
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Downloads are written here and nowhere else; Gradio may serve only this folder. Gradio's
+# own copies of what it serves (its cache) go inside it too, so that one folder holds every
+# file the app makes, and removing it at exit (SIGTERM included) leaves nothing behind.
+OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="resnext-builder-"))
+atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
+os.environ["GRADIO_TEMP_DIR"] = str(OUTPUT_DIR / "gradio")
+for _var in ("NO_PROXY", "no_proxy"):  # Gradio checks its own server through any proxy
+    if "127.0.0.1" not in os.environ.get(_var, ""):
+        os.environ[_var] = ",".join(h for h in ("localhost,127.0.0.1", os.environ.get(_var))
+                                    if h)
+
+import gradio as gr  # noqa: E402
+
+from builder import views  # noqa: E402
+from builder.spec import ResNeXtSpec, SpecError, spec_fields  # noqa: E402
+
+DEFAULT_PRESET = "resnext50_32x4d"
+OUTPUT_MAX_AGE_S = 3600  # downloads older than this are removed (Gradio's cache: delete_cache)
+MAX_RUN_S = 300.0  # a timing run or proof is stopped after this long
+ESTIMATE_SLACK = 3.0  # ...and one estimated above 3x that is not started at all
+# Timing runs and proofs hold this while they run. Gradio's queue ("device", one at a time)
+# orders them and shows each user its place; the lock covers what the queue cannot: a run
+# whose client cancelled goes on in its worker thread after Gradio has freed the slot, and
+# the next run must not measure beside it.
+DEVICE_LOCK = threading.Lock()
+
+# Event settings. Fast events skip the queue (a plain HTTP call): the analytics take a few
+# milliseconds, and the queue's round trips would cost more than that.
+FAST = {"show_progress": "hidden", "queue": False}
+HEAVY = {"show_progress": "minimal", "concurrency_limit": 2, "trigger_mode": "always_last"}
+# Timing and the proof share one queue per server ("device"): one run at a time, and the
+# queue shows each waiting user its position. One queue for the CPU and every GPU: a GPU
+# timing needs the host's cores to launch its kernels, so a CPU run beside it would skew it.
+DEVICE = {"concurrency_limit": 1, "concurrency_id": "device", "show_progress": "full"}
+
+
+# -- the spec from the page ----------------------------------------------------------------
+
+def whole(value):
+    """A Number control's value as an int where it is one (the spec rejects anything else)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def spec_kwargs(names, values) -> dict:
+    """The controls' values (for the fields `names`) as ResNeXtSpec keywords; a bad depths
+    text raises SpecError naming `depths`."""
+    kinds = {info.name: info.kind for info in spec_fields()}
+    out = {}
+    for name, value in zip(names, values, strict=True):
+        kind = kinds[name]
+        out[name] = (views.parse_depths(value) if kind == "depths" else bool(value)
+                     if kind == "bool" else whole(value) if kind == "int" else value)
+    return out
+
+
+def parse_spec_json(spec_json: str) -> ResNeXtSpec:
+    """The page's spec (JSON text) or gr.Error naming the bad field."""
+    try:
+        return ResNeXtSpec.from_json(spec_json)
+    except SpecError as exc:
+        raise gr.Error(str(exc), title="Invalid spec") from None
+
+
+def clamp_stage(spec: ResNeXtSpec, stage) -> int:
+    """The stage index asked for, within the spec's stages (a removed stage: the last one)."""
+    return min(max(int(stage or 0), 0), len(spec.depths) - 1)
+
+
+def not_run(exc: Exception) -> str:
+    return f"**Not run.** {exc}"
+
+
+def too_long(estimate: float, what: str) -> None:
+    """Refuse, even when asked to run anyway, what would hold the device queue far longer than
+    MAX_RUN_S (the estimate errs long, up to a few times, so the cap is generous); a run that
+    starts is stopped at MAX_RUN_S in any case."""
+    if estimate > MAX_RUN_S * ESTIMATE_SLACK:
+        raise SpecError(what, f"about {estimate:,.0f} s", f"expected at most about "
+                        f"{MAX_RUN_S * ESTIMATE_SLACK:,.0f} s (estimated; a run is stopped after "
+                        f"{MAX_RUN_S:,.0f} s): make it smaller (batch, image size, one block)")
+
+
+def graph_error(exc: Exception) -> str:
+    return f"<p class='graph-error'>{html.escape(str(exc))}</p>"
+
+
+# -- downloads -------------------------------------------------------------------------------
+
+def slug(spec: ResNeXtSpec) -> str:
+    """A file name stem: the network's name and a short hash of its full spec."""
+    name = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")
+    digest = hashlib.sha1(spec.to_json(indent=None).encode()).hexdigest()[:8]
+    return f"{name}-{spec.form}-{digest}"
+
+
+_last_prune = [0.0]
+
+
+def prune_outputs(now: float) -> int:
+    """Remove downloads older than OUTPUT_MAX_AGE_S from OUTPUT_DIR (at most once a minute),
+    so that a long-running server does not fill its disk. `now`: the modification time of
+    the file just written (no clock is read here). Returns how many were removed."""
+    if now - _last_prune[0] < 60:
+        return 0
+    _last_prune[0] = now
+    removed = 0
+    for entry in os.scandir(OUTPUT_DIR):
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                os.remove(entry.path)
+                removed += 1
+        except OSError:  # removed by another thread meanwhile
+            pass
+    return removed
+
+
+def write_output(name: str, data: bytes | str) -> str:
+    """Write a download into the app's output folder (atomically) and return its path."""
+    path = OUTPUT_DIR / name
+    if not path.exists():  # two sessions may ask for the same file at once: each its own temp
+        handle, tmp = tempfile.mkstemp(dir=OUTPUT_DIR, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+        prune_outputs(path.stat().st_mtime)
+    return str(path)
+
+
+def png_file(spec: ResNeXtSpec, dot: str, name: str) -> str:
+    """A graph drawn as PNG into the output folder; gr.Error where Graphviz fails."""
+    try:
+        data = views.graph_png(dot)
+    except RuntimeError as exc:  # GraphvizError
+        raise gr.Error(str(exc), title="Graphviz") from None
+    return write_output(f"{slug(spec)}-{name}.png", data)
+
+
+def browser_secret() -> str:
+    """The key Gradio encrypts the pins kept in the browser with. Gradio draws a new one at
+    every launch, which would drop every pin at a restart; this one is kept in the user's
+    cache folder (created once, readable by the user only), or taken from
+    RESNEXT_BUILDER_SECRET. Where neither can be had, a random one: pins last until restart."""
+    if os.environ.get("RESNEXT_BUILDER_SECRET"):
+        return os.environ["RESNEXT_BUILDER_SECRET"]
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resnext-builder"
+    path = folder / "browser-state-secret"
+    try:
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(handle, "w") as out:
+                out.write(secrets.token_hex(32))
+        return path.read_text().strip() or secrets.token_hex(32)
+    except OSError:  # a read-only home, or a race lost to another process: read again
+        try:
+            return path.read_text().strip() or secrets.token_hex(32)
+        except OSError:
+            return secrets.token_hex(32)
+
+
+# -- handlers and events ---------------------------------------------------------------------
+
+def with_signature(fn: Callable, names, doc: str | None = None) -> Callable:
+    """`fn` (taking *args) shown to Gradio with these parameter names: its API lists them, and
+    Gradio calls it positionally in that order."""
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    if doc is not None:
+        fn.__doc__ = doc
+    return fn
+
+
+def confirmed(fn: Callable, doc: str) -> Callable:
+    """`fn` with its `confirmed` argument forced to True: the "Run anyway" endpoints, which
+    take the same inputs as the plain ones."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run_anyway(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["confirmed"] = True
+        return fn(*bound.args, **bound.kwargs)
+
+    run_anyway.__doc__ = doc
+    return run_anyway
+
+
+class Page:
+    """The page's components by name, and its events wired by name: a handler returns
+    {output name: value}, which `on` hands Gradio as {component: value}."""
+
+    def __init__(self):
+        self.components: dict[str, object] = {}
+        self.api_names: list[str] = []
+
+    def add(self, name: str, component):
+        if name in self.components:
+            raise ValueError(f"two components named {name!r}")
+        self.components[name] = component
+        return component
+
+    def __getitem__(self, name: str):
+        return self.components[name]
+
+    def on(self, triggers: str | list[str], fn: Callable | None, inputs=(), outputs=(),
+           **settings):
+        """Wire `fn` to triggers named "component.event" (e.g. "spec_json.change")."""
+        names = [triggers] if isinstance(triggers, str) else list(triggers)
+        events = []
+        for trigger in names:
+            name, event = trigger.rsplit(".", 1)
+            events.append(getattr(self[name], event))
+        inputs = [self[n] for n in ([inputs] if isinstance(inputs, str) else inputs)]
+        outputs = [self[n] for n in ([outputs] if isinstance(outputs, str) else outputs)]
+        handler = None if fn is None else self.by_component(fn)
+        if settings.get("api_name"):
+            self.api_names.append(settings["api_name"])
+        if len(events) == 1:
+            return events[0](handler, inputs, outputs, **settings)
+        return gr.on(events, handler, inputs, outputs, **settings)
+
+    def api(self, fn: Callable, api_name: str, **settings) -> None:
+        """An endpoint with no component behind it (gr.api): it takes and returns JSON."""
+        gr.api(fn, api_name=api_name, **settings)
+        self.api_names.append(api_name)
+
+    def by_component(self, fn: Callable) -> Callable:
+        """`fn`, returning {component: value} where it returns {name: value}."""
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            return {self[name]: value for name, value in out.items()}
+        return handler

@@ -1,0 +1,107 @@
+"""The page: the header, the controls on the left, the headline and one tab per module on the
+right. A new tab is one module (TITLE, ID, API_NAMES, layout, wire; `hidden` optional) and one
+entry in TABS."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from builder import views
+from builder.spec import PRESETS, SpecError
+
+from . import block, code, compare, controls, equivalence, learn, network, overview, summary, timing
+from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
+
+TABS = (overview, block, network, summary, code, timing, equivalence, compare, learn)
+API_NAMES = ("build",)  # this module's own: everything about one spec at once
+
+CSS = """
+#header h1 { margin-bottom: 0; }
+/* "clip", not Gradio's "hidden": it clips the same but makes no scroll container, so the
+   sticky message below stays in view while the page scrolls */
+.gradio-container { overflow: clip !important; }
+#spec-error { position: sticky; top: 8px; z-index: 20; border-radius: 8px;
+  border: 1px solid var(--error-border-color, #ef4444); padding: 6px 10px;
+  color: var(--error-text-color, #b91c1c); background: var(--error-background-fill, #fef2f2); }
+.graph-view > svg { border-radius: 8px; }  /* the drawing is a white card on a dark page */
+.graph-view { margin: 0; overflow: auto; }
+.graph-view svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
+#block-svg .graph-view svg { width: 100%; max-height: 85vh; }  /* the whole block in view */
+#network-svg .graph-view { max-height: 85vh; }  /* a deep network scrolls */
+.graph-view .highlight > polygon, .graph-view .highlight > ellipse,
+.graph-view .highlight > path { stroke: #dc2626; stroke-width: 3px; }
+.summary-table { font-size: 12px; line-height: 1.35; overflow: auto; max-height: 70vh;
+  padding: 8px; border-radius: 8px; background: var(--block-background-fill); }
+.downloads { align-items: center; }
+"""
+
+
+def endpoints() -> set[str]:
+    """Every api_name the page registers, as the modules declare them."""
+    names = {*API_NAMES, *controls.API_NAMES}
+    for tab in TABS:
+        names.update(tab.API_NAMES)
+    return {f"/{name}" for name in names}
+
+
+def layout(page: Page) -> None:
+    """The components, in page order; each one is stored on `page` under its name."""
+    gr.Markdown(
+        "# ResNeXt Block Builder\n"
+        "Aggregated residual transformations (Xie et al., CVPR 2017): set the cardinality C, "
+        "the width per group d and the stages, and see the numbers, the block in forms (a), "
+        "(b), (c), the network, its summary and its code.", elem_id="header")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320, elem_id="controls"):
+            controls.layout(page)
+        with gr.Column(scale=3, min_width=480):
+            page.add("headline", gr.Markdown(views.headline(PRESETS[DEFAULT_PRESET]),
+                                             elem_id="headline"))
+            with gr.Tabs(elem_id="views"):
+                for tab in TABS:
+                    with gr.Tab(tab.TITLE, id=tab.ID) as item:
+                        tab.layout(page)
+                    page.add(f"{tab.ID}_tab", item)
+            for tab in TABS:
+                if hasattr(tab, "hidden"):
+                    tab.hidden(page)
+
+
+def build(spec_json: str) -> dict:
+    """Everything about one spec, given as JSON text (ResNeXtSpec's keys, or
+    {"preset": name} plus overrides): name, spec, params, multiply-adds, FLOPs, the block
+    SVG of stage 1, the summary rows (depth 3) and the standalone source."""
+    spec = parse_spec_json(spec_json)
+    total = views.counts(spec).total
+    try:
+        rows = views.summary(spec, 3).to_dict()["rows"]
+    except SpecError as exc:
+        raise gr.Error(str(exc), title="Too big to build") from None
+    return {"name": spec.name, "spec": spec.to_dict(), "params": total.params,
+            "macs": total.macs, "flops": total.flops,
+            "block_svg": views.block_svg(spec, 0), "summary_rows": rows,
+            "source": views.source(spec)}
+
+
+def wire(page: Page) -> None:
+    page.api(build, "build", concurrency_limit=2)
+    controls.wire(page)
+    for tab in TABS:
+        tab.wire(page)
+
+
+def build_demo() -> gr.Blocks:
+    page = Page()
+    # delete_cache: every hour, Gradio removes the files of its cache older than an hour
+    with gr.Blocks(title="ResNeXt Block Builder",
+                   delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as demo:
+        page.add("demo", demo)
+        layout(page)
+        wire(page)
+    demo.page = page  # the components by name, for tests
+    return demo
+
+
+def theme() -> gr.themes.Base:
+    # Soft's fonts are bundled with Gradio (LocalFont): the page needs no network
+    return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")

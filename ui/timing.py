@@ -1,0 +1,168 @@
+"""Timing: the network (or one block of the stage shown) on one random batch, in its form or
+all three side by side. A CPU run estimated to take long waits for "Run anyway"."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from builder import compare, guards, timing, views
+from builder.spec import ResNeXtSpec, SpecError
+
+from .common import (
+    DEVICE,
+    DEVICE_LOCK,
+    MAX_RUN_S,
+    Page,
+    clamp_stage,
+    confirmed,
+    not_run,
+    parse_spec_json,
+    too_long,
+)
+
+TITLE, ID = "Timing", "timing"
+API_NAMES = ("time", "time_confirmed")
+ASK_ABOVE_S = 20.0  # a CPU timing estimated to take longer asks first
+MAX_RESULTS = 30  # timing rows kept per session
+INPUTS = ["spec_json", "time_device", "time_batch", "time_size", "time_dtype", "time_mode",
+          "time_channels_last", "time_compile", "time_scope", "time_forms", "stage",
+          "time_confirmed", "timing_results", "last_times"]
+OUTPUTS = ["time_message", "time_table", "time_chart", "timing_results", "last_times",
+           "time_confirm"]
+
+
+def layout(page: Page) -> None:
+    devices = timing.available_devices()
+    gpu = [d for d in devices if d.startswith("cuda")]
+    gr.Markdown(
+        "Time the network on one random batch: warm-up, then timed iterations; the median "
+        "with its spread. " + (f"This server has a GPU ({', '.join(gpu)}) and the CPU."
+                               if gpu else "**This server has no GPU: timings run on the "
+                               "CPU.**"), elem_id="timing-intro")
+    with gr.Row():
+        page.add("time_device", gr.Dropdown(devices, value=devices[-1] if gpu else "cpu",
+                                            label="Device", elem_id="time-device",
+                                            min_width=100))
+        page.add("time_batch", gr.Number(8, label="Batch", elem_id="time-batch", min_width=80))
+        page.add("time_size", gr.Number(None, label="Image size", info="empty: the spec's",
+                                        elem_id="time-size", min_width=80))
+        page.add("time_dtype", gr.Dropdown(["fp32", "bf16", "fp16", "tf32"], value="fp32",
+                                           label="dtype", elem_id="time-dtype", min_width=80))
+        page.add("time_mode", gr.Radio(["inference", "train"], value="inference",
+                                       label="Mode", elem_id="time-mode"))
+    with gr.Row():
+        page.add("time_channels_last", gr.Checkbox(False, label="channels_last",
+                                                   elem_id="time-channels-last"))
+        page.add("time_compile", gr.Checkbox(False, label="torch.compile",
+                                             elem_id="time-compile"))
+        page.add("time_scope", gr.Radio([("whole network", "network"),
+                                         ("one block of the stage shown", "block")],
+                                        value="network", label="What", elem_id="time-scope"))
+        page.add("time_forms", gr.Checkbox(False, label="time all three forms side by side",
+                                           elem_id="time-forms"))
+    with gr.Row():
+        page.add("time_run", gr.Button("Run timing", variant="primary", elem_id="time-run"))
+        page.add("time_confirm", gr.Button("Run anyway", visible=False, variant="stop",
+                                           elem_id="time-confirm"))
+    page.add("time_confirmed", gr.Checkbox(False, visible="hidden", elem_id="time-confirmed"))
+    page.add("time_message", gr.Markdown(elem_id="time-message"))
+    page.add("time_table", gr.Dataframe(headers=views.TIMING_HEADERS, interactive=False,
+                                        label="Results (newest first)", elem_id="time-table",
+                                        wrap=True))
+    page.add("time_chart", gr.HTML(elem_id="time-chart"))
+
+
+def hidden(page: Page) -> None:
+    """After the tabs: the last time per spec (Compare shows it) and this session's rows."""
+    page.add("last_times", gr.Textbox("{}", visible="hidden", elem_id="last-times"))
+    page.add("timing_results", gr.State([]))
+
+
+def timing_settings(spec: ResNeXtSpec, device, batch_size, image_size, dtype, mode,
+                    channels_last, compile, forms=False) -> dict:
+    """The Timing controls as time_model's keyword arguments (and the spec to time, at the
+    image size asked for); SpecError or TimingSettingError (a ValueError) where one is bad.
+    The resource guard uses the device's own memory; time_forms holds three models."""
+    batch = views.whole(batch_size, "batch_size")
+    if image_size not in (None, "", 0):  # an empty box: the spec's own size
+        spec = spec.replace(image_size=views.whole(image_size, "image_size"))
+    where = timing.resolve_device(device or "auto")  # TimingSettingError for a bad device
+    limits = guards.Limits.for_device(where.type, timing.device_total_memory(where))
+    guards.check(spec, batch, limits=limits, models=3 if forms else 1,
+                 mode="training" if mode == "train" else "inference",
+                 dtype_bytes=2 if dtype in ("bf16", "fp16") else 4)
+    return {"spec": spec, "batch_size": batch, "device": device or "auto",
+            "dtype": dtype or "fp32", "mode": mode or "inference",
+            "channels_last": bool(channels_last), "compile": bool(compile)}
+
+
+def time(spec_json, device, batch_size, image_size, dtype, mode, channels_last, compile,
+         scope, forms, stage, confirmed, results, last_times,
+         progress=gr.Progress()):  # noqa: B008 (Gradio's way to ask for a progress bar)
+    """Time the network (or one block of the stage shown), in its form or all three
+    side by side. A CPU run estimated to take long is not started until confirmed."""
+    spec = parse_spec_json(spec_json)
+    stage = clamp_stage(spec, stage)
+    forms = bool(forms) or scope == "block"  # one block is timed in the three forms
+    block = stage if scope == "block" else None
+    try:
+        settings = timing_settings(spec, device, batch_size, image_size, dtype, mode,
+                                   channels_last, compile, forms)
+        target = settings.pop("spec")
+        estimate = timing.estimate_seconds(
+            target, settings["batch_size"], settings["device"], settings["mode"],
+            dtype=settings["dtype"], compile=settings["compile"], forms=forms, block=block)
+        on_cpu = timing.resolve_device(settings["device"]).type == "cpu"
+        too_long(estimate, "timing")
+    except (SpecError, ValueError) as exc:  # TimingSettingError is a ValueError
+        return {"time_message": not_run(exc), "time_confirm": gr.update(visible=False)}
+    if on_cpu and estimate > ASK_ABOVE_S and not confirmed:
+        return {"time_message": (
+                    f"**This run would take about {estimate:,.0f} s on the CPU** "
+                    "(estimated from its multiply-adds). Press *Run anyway* to start it, "
+                    "or make it smaller: batch, image size, one block."),
+                "time_confirm": gr.update(visible=True,
+                                          value=f"Run anyway (about {estimate:,.0f} s)")}
+    progress(0.0, desc=f"timing on {settings['device']} (about {estimate:,.0f} s)")
+    report = {"progress": lambda fraction, text: progress(fraction, desc=text),
+              "deadline_s": MAX_RUN_S}
+    try:
+        with DEVICE_LOCK:
+            if forms:
+                run = timing.time_forms(target, block=block, **settings, **report)
+            else:
+                run = [timing.time_model(target, **settings, **report)]
+    except (timing.TimingError, ValueError) as exc:
+        return {"time_message": not_run(exc), "time_confirm": gr.update(visible=False)}
+    return _shown(run, target, scope, forms, list(results or []), last_times)
+
+
+def _shown(run: list, target: ResNeXtSpec, scope, forms, results: list, last_times) -> dict:
+    """A finished run: its rows above the session's earlier ones, its chart, and (for a
+    whole network) each form's time for Compare."""
+    times = compare.load_times(last_times)
+    for result in run:
+        if scope == "network":
+            key = target.replace(form=result.settings["spec"]["form"]).to_json(indent=None)
+            times[key] = {"median_ms": result.median_ms, "batch_size": result.batch_size,
+                          "device": result.device_label.split(",")[0]}
+    start = len(results)
+    results = [views.timing_row(start + i + 1, r) for i, r in enumerate(run)][::-1] + results
+    message = f"Ran on **{run[0].device_label}**; torch {run[0].torch_version}."
+    if forms:
+        message += "\n\n" + views.forms_lesson(run)
+    return {"time_message": message,
+            "time_table": {"headers": views.TIMING_HEADERS, "data": results[:MAX_RESULTS]},
+            "time_chart": views.timing_chart(run), "timing_results": results[:MAX_RESULTS],
+            "last_times": json.dumps(times), "time_confirm": gr.update(visible=False)}
+
+
+time_confirmed = confirmed(time, "The same run, after its estimate was shown and accepted.")
+
+
+def wire(page: Page) -> None:
+    page.on("time_run.click", time, INPUTS, OUTPUTS, api_name="time", **DEVICE)
+    page.on("time_confirm.click", time_confirmed, INPUTS, OUTPUTS, api_name="time_confirmed",
+            **DEVICE)
