@@ -35,12 +35,13 @@ from .complexity import network_counts
 from .guards import check as check_resources
 from .network import build_model
 from .registry import BLOCK_TYPES, FORMS
-from .spec import ResNeXtSpec, SpecError, spec_fields
+from .spec import FIELDS, ResNeXtSpec, SpecError, spec_fields
 
 ALLOWED_IMPORTS = {"__future__", "torch"}  # the exported file must need nothing else
 LINE_LENGTH = 100  # pyproject.toml's [tool.ruff] line-length; tests/test_export.py runs ruff
 
-# A short "why" for each argument of build_model(), as the file's comments.
+# A short "why" for each argument of build_model(), as the file's comments (longer than the
+# field's one-line help, which stands in for a field or value not listed here).
 NOTES = {
     "cardinality": "C: parallel paths per block (the groups of the 3x3)",
     "width_per_group": "d: width of one path in stage 1; doubles with each stage",
@@ -303,7 +304,8 @@ def _build_function(spec: ResNeXtSpec) -> str:
                 raise RuntimeError(f"ResNeXt needs {name!r}, which the spec does not have")
             continue
         value = getattr(spec, name)
-        note = CHOICE_NOTES[name][value] if name in CHOICE_NOTES else NOTES[name]
+        note = (CHOICE_NOTES[name].get(value) if name in CHOICE_NOTES else NOTES.get(name)) \
+            or FIELDS[name].help  # a field or value with no note of its own: its help
         arguments.append(f"        {name}={_literal(value)},  # {note}")
     return "\n".join([
         "def build_model() -> ResNeXt:",

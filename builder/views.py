@@ -13,7 +13,8 @@ from functools import lru_cache
 
 from .complexity import NetworkCounts, network_counts
 from .network import describe
-from .spec import FORMS, LIMITS, PRESETS, ResNeXtSpec, SpecError
+from .registry import FORMS
+from .spec import LIMITS, PRESETS, ResNeXtSpec, SpecError
 
 DEFAULT_BASELINE = "resnet50"
 STAGE_HEADERS = ["stage", "blocks", "in", "width C×d", "d", "out", "size", "params",
@@ -338,15 +339,19 @@ def timing_row(number: int, result) -> list[str]:
 
 
 def forms_lesson(results) -> str:
-    """'Equal in math, not in speed' with the measured numbers of forms (a), (b), (c)."""
-    times = {r.name[-2]: r.median_ms for r in results}  # names end in "form (x)"
-    if set(times) != {"a", "b", "c"}:
+    """'Equal in math, not in speed' with the measured numbers of every form, each with its
+    lesson from the registry (empty until every registered form has a time)."""
+    times = {r.form: r.median_ms for r in results if r.form in FORMS}
+    if set(times) != set(FORMS) or not times.get("c"):
         return ""
-    ratio = times["a"] / times["c"] if times["c"] else float("inf")
-    return (f"**Equal in math, not in speed.** Form (a) took {times['a']:,.2f} ms, (b) "
-            f"{times['b']:,.2f} ms, (c) {times['c']:,.2f} ms per batch: form (c), one grouped "
-            f"convolution, is {ratio:,.1f}× as fast as form (a)'s C separate paths. This is why "
-            "grouped convolution is the form people ship.")
+    first, *rest = FORMS
+    parts = ", ".join([f"Form ({first}) took {times[first]:,.2f} ms"]
+                      + [f"({key}) {times[key]:,.2f} ms" for key in rest])
+    lessons = " ".join(f"({key}) {form.lesson}" for key, form in FORMS.items())
+    return (f"**Equal in math, not in speed.** {parts} per batch: form (c), one grouped "
+            f"convolution, is {times['a'] / times['c']:,.1f}× as fast as form (a)'s C separate "
+            "paths. This is why grouped convolution is the form people ship.\n\n"
+            f"Where the time goes: {lessons}")
 
 
 def timing_chart(results) -> str:

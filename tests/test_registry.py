@@ -4,8 +4,10 @@ without other edits."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,7 @@ SMALL = dict(cardinality=4, width_per_group=2, depths=(2, 1), image_size=32, num
 PAIRS = list(itertools.product(registry.BLOCK_TYPES, registry.FORMS))
 # float64 through a few blocks: outputs near 1, rounding near 1e-16 per operation
 BOUND_FLOAT64 = 1e-12
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spec(block: str, form: str, **more) -> ResNeXtSpec:
@@ -123,3 +126,23 @@ def test_a_form_must_implement_every_block_type():
     with pytest.raises(ValueError, match="no implementation for basic"):
         registry.register_form(half)
     assert "h" not in registry.FORMS
+# -- size rules ------------------------------------------------------------------------------
+def _code_files() -> list[Path]:
+    files = sorted((ROOT / "builder").rglob("*.py")) + [ROOT / "app.py"]
+    return files + sorted((ROOT / "ui").rglob("*.py"))
+
+
+def test_no_function_over_100_lines_and_no_module_over_600():
+    too_long = []
+    for path in _code_files():
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > 600:
+            too_long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 100:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: "
+                                    f"{length} lines")
+    assert too_long == []

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .. import fold
+from .. import fold, registry
 from ..complexity import network_counts
 from ..convert import convert, randomize_
 from ..network import build_model, stage_plans
@@ -122,7 +122,14 @@ def _result(run: _Run, raw: dict, pristine: nn.Module, spec: ResNeXtSpec | None,
         device_type=dev.type, device_name=device_name(dev), torch_version=torch.__version__,
         settings=settings, noisy=stats.noisy, times_ms=raw["times_ms"],
         fold_rel_error=raw["fold_rel_error"], check_median_ms=raw["check_median_ms"],
-        notes=notes)
+        notes=notes, form=_form_of(pristine, spec))
+
+
+def _form_of(pristine: nn.Module, spec: ResNeXtSpec | None) -> str | None:
+    if spec is not None:
+        return spec.form
+    entry = registry.of_module(pristine)  # one block, timed alone
+    return None if entry is None else entry[1].key
 
 
 def _record(run: _Run, raw: dict, spec: ResNeXtSpec | None, plan: _Plan, batch_size: int,

@@ -37,6 +37,7 @@ class TimingResult:
     fold_rel_error: float | None = None  # fast mode: folded vs original output
     check_median_ms: float | None = None  # torch.utils.benchmark.Timer on the same step
     notes: list[str] = field(default_factory=list)
+    form: str | None = None  # the block form timed (a spec's, or a block module's), if known
 
     @property
     def check_ratio(self) -> float | None:
