@@ -132,13 +132,19 @@ BOUND_FLOAT32_REL = 1e-4
 
 
 def check_equivalence(spec, batch_size: int = 2, seed: int = 0,
-                      dtypes=(torch.float64, torch.float32), modes=("eval", "train")):
-    """Build `spec` with random weights and BN statistics, convert it to the other forms and
-    run one random batch through each. Returns rows of dicts: form, dtype, mode,
-    max_abs_diff, rel_error (max |diff| / max |reference output|), bound, ok."""
+                      dtypes=(torch.float64, torch.float32), modes=("eval", "train"),
+                      state_dict=None):
+    """Build `spec` with random weights and BN statistics (or with `state_dict`: loaded
+    weights, strictly), convert it to the other forms and run one random batch through each.
+    Returns rows of dicts: form, dtype, mode, max_abs_diff, rel_error (max |diff| / max
+    |reference output|), bound, ok."""
     rows = []
     torch.manual_seed(seed)
-    source = randomize_(build_model(spec), seed)
+    source = build_model(spec)
+    if state_dict is None:
+        randomize_(source, seed)
+    else:
+        source.load_state_dict(state_dict, strict=True)
     others = [f for f in registry.FORMS if f != spec.form]
     generator = torch.Generator().manual_seed(seed + 1)
     batch = torch.randn(batch_size, spec.in_channels, spec.image_size, spec.image_size,

@@ -279,10 +279,12 @@ def _docstring(spec: ResNeXtSpec) -> str:
         "",
         "    python model.py     # builds the model, runs a random batch, prints shape and size",
         "",
-        "    from model import build_model",
+        "    from model import build_model, load_weights",
         "    model = build_model().eval()",
         f"    logits = model(images)  # (N, {channels}, {size}, {size}) -> "
         f"(N, {spec.num_classes})",
+        '    model = load_weights("weights.safetensors")  # trained weights, form '
+        f'({spec.form}) keys',
         "",
         "The spec, as JSON (`python -m builder export --config spec.json` writes this file):",
         "",
@@ -316,6 +318,29 @@ def _build_function(spec: ResNeXtSpec) -> str:
     ])
 
 
+def _load_function(spec: ResNeXtSpec) -> str:
+    """load_weights(path): build_model() holding a state dict of this form's keys, read from
+    .safetensors (needs the safetensors package, imported only here) or .pth/.pt
+    (torch.load with weights_only=True: only tensors, never other pickled objects)."""
+    return "\n".join([
+        "def load_weights(path: str) -> ResNeXt:",
+        f'    """build_model() holding the weights in `path`, in eval mode: a state dict of form '
+        f'({spec.form})',
+        "    keys (`python -m builder convert --form ...` writes one). A .safetensors file needs",
+        "    the safetensors package; any other file is read by torch.load(weights_only=True),",
+        '    which loads tensors and never runs other pickled objects."""',
+        "    model = build_model()",
+        '    if str(path).endswith(".safetensors"):',
+        "        from safetensors.torch import load_file  # only here: the file needs only torch",
+        "",
+        "        state = load_file(str(path))",
+        "    else:",
+        '        state = torch.load(path, map_location="cpu", weights_only=True)',
+        "    model.load_state_dict(state)",
+        "    return model.eval()",
+    ])
+
+
 def _main_block(spec: ResNeXtSpec) -> str:
     size = spec.image_size
     return "\n".join([
@@ -335,7 +360,7 @@ def export_source(spec: ResNeXtSpec) -> str:
     """One Python file that builds the spec's network with only torch: a docstring with the
     spec, parameters and multiply-adds; the definitions of builder/blocks.py the network
     needs, their code verbatim (ResNeXt's docstring says which block and form the file has);
-    `build_model()`; and a `__main__` that runs a random batch.
+    `build_model()`; `load_weights(path)`; and a `__main__` that runs a random batch.
 
     Its model has build_model(spec)'s state_dict keys and shapes and, with the same weights,
     gives bit-identical outputs (tests/test_export.py)."""
@@ -350,7 +375,7 @@ def export_source(spec: ResNeXtSpec) -> str:
                                                spec.form))
         else:
             parts.append(_segment(named[name]))
-    parts += [_build_function(spec), _main_block(spec)]
+    parts += [_build_function(spec), _load_function(spec), _main_block(spec)]
     return "\n\n\n".join(parts) + "\n"
 
 

@@ -160,14 +160,16 @@ def cmd_info(spec: ResNeXtSpec, args) -> int:
 def cmd_check(spec: ResNeXtSpec, args) -> int:
     from ..convert import check_equivalence
     from ..guards import check
+    from ._weights import spec_and_weights
 
+    spec, state, label = spec_and_weights(spec, args)
     check(spec, batch_size=args.batch, dtype_bytes=8)  # float64: refuse before building
-    rows = check_equivalence(spec, batch_size=args.batch, seed=args.seed)
+    rows = check_equivalence(spec, batch_size=args.batch, seed=args.seed, state_dict=state)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(f"{spec.name}: form ({spec.form}) converted to the other forms, one random "
-              f"batch of {args.batch} at {spec.image_size}x{spec.image_size}")
+              f"batch of {args.batch} at {spec.image_size}x{spec.image_size}, {label}")
         print(f"{'form':>4}  {'dtype':>7}  {'mode':>5}  {'max |diff|':>10}  {'rel error':>9}  "
               f"{'bound':>13}  ok")
         for r in rows:
@@ -176,6 +178,12 @@ def cmd_check(spec: ResNeXtSpec, args) -> int:
             print(f"{r['form']:>4}  {r['dtype']:>7}  {r['mode']:>5}  {r['max_abs_diff']:10.2e}  "
                   f"{r['rel_error']:9.2e}  {bound:>13}  {'yes' if r['ok'] else 'NO'}")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _add_weights(p, help_text):
+    from ._weights import add_weights_option
+
+    add_weights_option(p, help_text)
 
 
 # name -> (help, add_arguments, run). Later modules register their own subcommands here.
@@ -189,14 +197,15 @@ COMMANDS: dict[str, Command] = {
                                         default=4),
                          p.add_argument("--seed", type=whole_number("--seed", *SEED_RANGE),
                                         default=0),
-                         p.add_argument("--json", action="store_true")), cmd_check),
+                         p.add_argument("--json", action="store_true"),
+                         _add_weights(p, "run on these weights, not random ones")), cmd_check),
 }
 
 
 # Each of these modules holds one subcommand: HELP, add_arguments(parser), run(spec, args).
-from . import export, graph, summary, time  # noqa: E402  (they import UsageError from here)
+from . import convert, export, graph, inspect, summary, time  # noqa: E402  (they import UsageError from here)
 
-for _module in (time, graph, summary, export):
+for _module in (time, graph, summary, export, inspect, convert):
     COMMANDS[_module.__name__.rsplit(".", 1)[-1]] = (_module.HELP, _module.add_arguments,
                                                      _module.run)
 
