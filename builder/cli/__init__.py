@@ -194,9 +194,9 @@ COMMANDS: dict[str, Command] = {
 
 
 # Each of these modules holds one subcommand: HELP, add_arguments(parser), run(spec, args).
-from . import export, graph, summary, time  # noqa: E402  (they import UsageError from here)
+from . import export, graph, profile, summary, time  # noqa: E402  (they import UsageError from here)
 
-for _module in (time, graph, summary, export):
+for _module in (time, graph, summary, export, profile):
     COMMANDS[_module.__name__.rsplit(".", 1)[-1]] = (_module.HELP, _module.add_arguments,
                                                      _module.run)
 
