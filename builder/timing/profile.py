@@ -218,8 +218,8 @@ def _work(module: nn.Module, x: torch.Tensor, out: torch.Tensor,
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         macs = out.numel() * (module.in_channels // module.groups) * kh * kw
-    elif isinstance(module, nn.Linear):
-        macs = out.numel() * module.in_features
+    elif isinstance(module, nn.Linear):  # its bias once per output, as complexity counts
+        macs = out.numel() * (module.in_features + (module.bias is not None))
     elif isinstance(module, nn.modules.batchnorm._BatchNorm):
         macs = 2 * module.num_features * x.shape[0]  # builder.complexity's convention
     else:
@@ -260,6 +260,9 @@ class _Tally:
     kernels: int = 0
 
 
+_BACKWARD = ("autograd::engine::evaluate_function", "Optimizer.")
+
+
 def _walk(event, scope: str | None, leaves, tally: _Tally, cuda: bool) -> None:
     """Attribute `event` and what is under it: a leaf scope's whole time to that leaf, an
     operator directly under a container scope to the container's own ops."""
@@ -272,6 +275,10 @@ def _walk(event, scope: str | None, leaves, tally: _Tally, cuda: bool) -> None:
             _count_ops(event, tally, cuda)
             return
         scope = path
+    elif scope is None and name.startswith(_BACKWARD):  # the autograd engine, the optimizer
+        tally.outside_us += _time_us(event, cuda)
+        _count_ops(event, tally, cuda)
+        return
     elif _is_op(event):
         if scope is None:
             tally.outside_us += _time_us(event, cuda)
