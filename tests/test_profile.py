@@ -250,3 +250,17 @@ def test_cli_profile_json_csv_roofline_and_trace(tmp_path, capsys):
     assert lines[0].startswith("form,name,kind") and len(lines) == 1 + len(data["layers"])
     assert open(paths["svg"], encoding="utf-8").read().lstrip().startswith("<?xml")
     assert "traceEvents" in json.load(open(paths["trace"], encoding="utf-8"))
+
+
+# -- learn: "equal FLOPs, different speed" ----------------------------------------------------
+def test_equal_flops_step_before_and_after_a_profile(forms_profile):
+    from builder.learn import STEP_COUNT, equal_flops_step
+
+    before = equal_flops_step(C32)
+    assert before["title"] == "Equal FLOPs, different speed" and before["index"] == STEP_COUNT
+    assert "No profile has run yet" in before["text"] and "1/32" in before["text"]
+    after = equal_flops_step(C32, forms_profile)
+    assert "No profile has run yet" not in after["text"]
+    a = forms_profile.forms["a"]
+    assert f"form (a): {a.total_ms:.3g} ms, {a.op_calls:,} operator calls" in after["text"]
+    assert "(groups=32)" in after["text"]
