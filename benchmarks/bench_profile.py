@@ -1,6 +1,6 @@
 """The profiler against plain timing of the same spec (its overhead), the sum-of-layers
-check, and the roofline points of the three forms of one conv2 block (ResNeXt-50's
-256-d block, C=32, d=4, 56x56, as a one-stage network of one block).
+check, and the roofline points of the three forms of one conv2 block (ResNeXt-50's later
+conv2 block, 256-d in and out, C=32, d=4, 56x56: layer1.1 of a one-stage, two-block network).
 
     python benchmarks/bench_profile.py [--device cpu|cuda] [--dtype fp32|bf16] [--batch N]
         [--channels-last] [--preset NAME] [--no-append]
@@ -40,19 +40,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--preset", default="resnext50_32x4d")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     timing, presets = _import()
-    block = presets[args.preset].replace(depths=(1,), image_size=224)
+    block = presets[args.preset].replace(depths=(2,), image_size=224)
     settings = dict(batch_size=args.batch, device=args.device, dtype=args.dtype,
                     channels_last=args.channels_last, warmup=1, iters=args.iters)
     result = timing.profile(block, forms="abc", **settings)
     when = datetime.datetime.now(datetime.timezone.utc)
-    lines = [f"\n## bench_profile: {block.name} (one conv2 block as a network), "
+    lines = [f"\n## bench_profile: {block.name} (conv2 blocks as a network), "
              f"{args.device.upper()} ({when:%Y-%m-%d %H:%M} UTC)", "",
              f"- Device: {result.device_name}; torch {torch.__version__}, Python "
              f"{platform.python_version()}; batch {args.batch}, {args.dtype}, "
@@ -66,15 +66,17 @@ def main(argv=None) -> int:
         lines.append(f"| ({form}) | {p.plain_ms:.2f} | {p.profiled_wall_ms:.2f} | "
                      f"{100 * p.overhead:+.0f}% | {p.layers_ms:.2f} | {p.other_ms:.2f} | "
                      f"{100 * p.coverage:.1f} | {p.op_calls} | {p.kernels} |")
-    lines += ["", "Roofline points of the block's layers (the conv2 block: layer1.0; "
-              "form (a) summed over its 32 paths per layer kind):", "",
+    lines += ["", "Roofline points of the block's layers (the later conv2 block, layer1.1; "
+              "forms (a) and (b) summed over their 32 paths per layer):", "",
               "| form | layer | calls | ms | FLOP/byte | TFLOP/s | % of peak |",
               "|---|---|---|---|---|---|---|"]
     for form, p in result.forms.items():
         groups: dict[str, list] = {}
         for r in p.layers:
-            if r.name.startswith("layer1.0") and r.macs:
-                key = r.name.split(".")[-1] if form == "a" else r.name
+            if r.name.startswith("layer1.1.") and r.macs:
+                parts = r.name.split(".")
+                key = ".".join("*" if parts[i - 1] == "paths" else part
+                               for i, part in enumerate(parts))
                 groups.setdefault(key, []).append(r)
         for key, rows in groups.items():
             ms = sum(r.self_ms for r in rows)
