@@ -25,9 +25,12 @@ is also timed by torch.utils.benchmark.Timer on the same step in the same proces
 medians are printed (they should agree within 5%).
 
 Each contender runs in its own process: one process timing many models fragments memory and
-skews cuDNN's algorithm choices (timm issue 955). With --rounds N the contenders run N times,
-interleaved (A B C ... A B C ...), and each reports the median of its rounds' medians: on a
-shared CPU that keeps a burst of someone else's work from landing on one contender only.
+skews cuDNN's algorithm choices (timm issue 955). One process per contender can also hide a
+difference (issue 14: an out-of-place shortcut add cost 8-18%), so the two eager models are
+also timed interleaved in one process (`--interleaved-rounds`, default 6; 0 skips it).
+With --rounds N the contenders run N times, interleaved (A B C ... A B C ...), and each
+reports the median of its rounds' medians: on a shared CPU that keeps a burst of someone
+else's work from landing on one contender only.
 
 Both contenders run in the same interpreter, with the same torch: torchvision does not import
 beside this project's CPU torch 2.13, so the benchmark makes (or reuses) its own virtual
@@ -97,6 +100,13 @@ EXPLORE = {
             {"compile": True, "freeze": True, "channels_last": True},
             {"fast": True, "compile": True, "freeze": True, "channels_last": True}],
 }
+# Interleaved in one process (issue 14's setting on the CPU: channels_last, batch 8, 224, fp32
+# inference), the rounds alternating which model goes first.
+INTERLEAVED = {
+    "cuda": {**BASE["cuda"], "warmup": 10, "iters": 20},
+    "cpu": {"batch_size": 8, "image_size": 224, "dtype": "fp32", "channels_last": True,
+            "mode": "inference", "warmup": 1, "iters": 3},
+}
 EXPLORE_ITERS = {"cuda": {"warmup": 10, "iters": 20}, "cpu": {"warmup": 2, "iters": 4}}
 # Forms side by side: one conv2 block (256-d in/out, C=32, d=4, 56x56) and the network. Form (a)
 # is slow (32 paths of tiny convolutions): on the CPU the network table uses a smaller batch.
@@ -147,6 +157,8 @@ def worker(job: dict) -> dict:
         return {"results": [r.to_dict() for r in results]}
     torch.manual_seed(0)
     ours = randomize_(build_model(spec), seed=0)  # random weights and BN statistics
+    if job["kind"] == "interleaved":
+        return interleaved(timing, ours, network_counts(spec).macs, settings, job["rounds"])
     if job["kind"] == "torchvision":
         import torchvision
 
@@ -160,6 +172,29 @@ def worker(job: dict) -> dict:
     else:
         result = timing.time_model(ours, cross_check=True, name=job["name"], **settings)
     return {"result": result.to_dict()}
+
+
+def interleaved(timing, ours, macs: int, settings: dict, rounds: int) -> dict:
+    """Ours and torchvision's (the same weights) in one process, taking turns: each round
+    times each model for settings["iters"] iterations (after its warm-up), alternating which
+    goes first. One process per contender hid a 0.82-0.92x gap (issue 14); here both see the
+    same allocator, threads and moments of a shared machine. Returns both medians over every
+    timed iteration and their ratio."""
+    import torchvision
+
+    theirs = torchvision.models.resnext50_32x4d(weights=None)
+    theirs.load_state_dict(ours.state_dict())
+    times = {"builder": [], "torchvision": []}
+    models = {"builder": ours, "torchvision": theirs}
+    for round_ in range(rounds):
+        order = ("builder", "torchvision") if round_ % 2 == 0 else ("torchvision", "builder")
+        for key in order:
+            result = timing.time_model(models[key], macs=macs, name=key, **settings)
+            times[key] += result.times_ms
+    medians = {key: statistics.median(value) for key, value in times.items()}
+    return {"medians_ms": medians, "iterations": {k: len(v) for k, v in times.items()},
+            "ratio": medians["torchvision"] / medians["builder"],
+            "torchvision": torchvision.__version__}
 
 
 # -- parent --------------------------------------------------------------------------------------
@@ -281,6 +316,29 @@ def explore(python: str, device: str, base: dict, timeout: float) -> str:
     return text
 
 
+def one_process(python: str, device: str, args) -> str:
+    """Ours against torchvision's, interleaved in one process (the job "interleaved")."""
+    if args.interleaved_rounds < 1:
+        return ""
+    settings = {**INTERLEAVED[device], "device": device}
+    print(f"  interleaved in one process: {args.interleaved_rounds} rounds ...", end=" ",
+          flush=True)
+    data = run_worker(python, {"kind": "interleaved", "settings": settings,
+                               "rounds": args.interleaved_rounds}, args.timeout)
+    if "error" in data:
+        print("FAILED\n    " + data["error"].replace("\n", "\n    "))
+        return f"Interleaved in one process: failed ({data['error'].splitlines()[-1]})"
+    m, n = data["medians_ms"], data["iterations"]
+    text = (f"Interleaved in one process ({', '.join(f'{k}={v}' for k, v in settings.items())}; "
+            f"{args.interleaved_rounds} rounds, each model {settings['iters']} timed iterations "
+            "a round after its warm-up, alternating which goes first; the same weights): "
+            f"builder form (c) median {m['builder']:.1f} ms over {n['builder']} iterations, "
+            f"torchvision {m['torchvision']:.1f} ms over {n['torchvision']}: builder at "
+            f"{data['ratio']:.3f}x torchvision's speed.")
+    print(f"{data['ratio']:.3f}x", flush=True)
+    return text
+
+
 def fmt_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
@@ -302,6 +360,9 @@ def main(argv=None) -> int:
     parser.add_argument("--explore", action="store_true",
                         help="first time the candidate fastest modes of the generated model")
     parser.add_argument("--no-forms", action="store_true", help="skip the forms tables")
+    parser.add_argument("--interleaved-rounds", type=int, default=6,
+                        help="rounds of ours and torchvision's taking turns in one process "
+                             "(0: skip)")
     parser.add_argument("--no-append", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -395,6 +456,7 @@ def main(argv=None) -> int:
     ]
     print("\n" + table + "\n\n" + "\n".join(targets), flush=True)
 
+    interleaved_text = one_process(python, device, args)
     forms_text = ""
     if not args.no_forms:
         parts = []
@@ -460,6 +522,8 @@ def main(argv=None) -> int:
         table,
         "",
         *targets,
+        "",
+        interleaved_text,
         "",
         explore_text,
         "",

@@ -49,7 +49,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))  # (N, in, H, W) -> (N, w, H, W)
         out = self.relu(self.bn2(self.conv2(out)))  # -> (N, w, H/s, W/s), C groups
         out = self.bn3(self.conv3(out))  # -> (N, out, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place, as torchvision: BN's output is fresh, and not saved
+        return self.relu(out)
 
 
 class BottleneckPath(nn.Module):
@@ -90,7 +91,9 @@ class AggregatedBottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = sum(path(x) for path in self.paths)  # aggregate: C x (N, out, H/s, W/s)
-        return self.relu(self.bn3(out) + identity)
+        out = self.bn3(out)
+        out += identity  # in place: BN's output is fresh, and not saved for backward
+        return self.relu(out)
 
 
 class ConcatBottleneck(nn.Module):
@@ -112,7 +115,8 @@ class ConcatBottleneck(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = torch.cat([path(x) for path in self.paths], dim=1)  # -> (N, w, H/s, W/s)
         out = self.bn3(self.conv3(out))  # -> (N, out, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place, as torchvision: BN's output is fresh, and not saved
+        return self.relu(out)
 
 
 class BasicBlock(nn.Module):
@@ -136,7 +140,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))  # (N, in, H, W) -> (N, w, H/s, W/s)
         out = self.bn2(self.conv2(out))  # -> (N, out, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place, as torchvision: BN's output is fresh, and not saved
+        return self.relu(out)
 
 
 class BasicPath(nn.Module):
@@ -172,7 +177,9 @@ class AggregatedBasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = sum(path(x) for path in self.paths)  # aggregate: C x (N, out, H/s, W/s)
-        return self.relu(self.bn2(out) + identity)
+        out = self.bn2(out)
+        out += identity  # in place: BN's output is fresh, and not saved for backward
+        return self.relu(out)
 
 
 class ConcatBasicBlock(nn.Module):
@@ -193,7 +200,8 @@ class ConcatBasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = torch.cat([path(x) for path in self.paths], dim=1)  # -> (N, w, H/s, W/s)
         out = self.bn2(self.conv2(out))  # -> (N, out, H/s, W/s)
-        return self.relu(out + identity)
+        out += identity  # in place, as torchvision: BN's output is fresh, and not saved
+        return self.relu(out)
 
 
 # (block type, form) -> block class. builder.registry fills it, from its one description of

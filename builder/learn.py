@@ -136,7 +136,57 @@ def _steps(spec: ResNeXtSpec) -> list[dict]:
     ]
 
 
-STEP_COUNT = 8
+STEP_COUNT = 8  # the walk through the block; equal_flops_step (after a profile) is extra
+
+
+def equal_flops_step(spec: ResNeXtSpec, result=None) -> dict:
+    """The step "Equal FLOPs, different speed": a grouped 3x3 does 1/C of a dense 3x3's
+    work on the same bytes, so its arithmetic intensity is about 1/C of the dense one's, and
+    form (a) launches about C times the kernels of form (c). With `result` (a
+    builder.timing.ProfileResult) it shows this network's measured numbers; without, it says
+    that no profile has run yet. Same keys as `lesson`'s step."""
+    k = _numbers(spec)
+    C, w = k["C"], k["w"]
+    size = 56  # conv2's 56x56 at 224: the intensities per image (weights read once)
+    grouped = 2 * 9 * w * (w // C) * size * size
+    dense = 2 * 9 * w * w * size * size
+    moved = 4 * (2 * w * size * size)  # fp32 input + output; weights apart
+    text = (
+        f"Form (c)'s grouped $3{{\times}}3$ does $1/C = 1/{C}$ of the multiply-adds of a "
+        f"dense $3{{\times}}3$ of the same width ({_n(w)}) on the same activations, so its "
+        f"arithmetic intensity (FLOP per byte moved) is about $1/{C}$ of the dense one's: "
+        f"{grouped / (moved + 4 * 9 * w * w // C):.3g} against "
+        f"{dense / (moved + 4 * 9 * w * w):.3g} FLOP/byte per image at 56x56 in fp32. Low "
+        "intensity means the layer waits on memory, not arithmetic (the roofline's sloped "
+        f"roof). Form (a) runs the same multiply-adds as {C} paths of small convolutions: "
+        f"about {C} times the kernels, each too small to fill the machine.\n\n")
+    if result is None:
+        text += ("No profile has run yet: run one (the Profile view, or `python -m builder "
+                 "profile --forms`) to see this network's measured numbers here.")
+    else:
+        text += _measured(result)
+    return {"index": STEP_COUNT, "count": STEP_COUNT + 1, "title": "Equal FLOPs, different speed",
+            "text": text, "spec": spec.replace(block="bottleneck", form="c"),
+            "highlight": ["conv2"], "block_index": block_index(spec)}
+
+
+def _measured(result) -> str:
+    """The profile's numbers: per form the step time, operator calls and kernels; the
+    grouped 3x3's and a 1x1's intensity and TFLOP/s."""
+    lines = [f"Measured ({result.device_name}, batch {result.batch_size}):\n"]
+    for form, p in result.forms.items():
+        lines.append(f"- form ({form}): {p.total_ms:.3g} ms, {p.op_calls:,} operator calls, "
+                     f"{p.kernels:,} kernels")
+    main = result.main.layers
+    grouped = [r for r in main if r.kind == "Conv2d" and (r.groups or 1) > 1]
+    dense = [r for r in main if r.kind == "Conv2d" and r.groups == 1 and r.intensity]
+    if grouped and dense:
+        g = max(grouped, key=lambda r: r.self_ms)
+        d = max(dense, key=lambda r: r.self_ms)
+        lines.append(f"- {g.name} (groups={g.groups}): {g.intensity:.3g} FLOP/byte, "
+                     f"{g.tflops or 0:.3g} TFLOP/s; {d.name}: {d.intensity:.3g} FLOP/byte, "
+                     f"{d.tflops or 0:.3g} TFLOP/s")
+    return "\n".join(lines)
 
 
 def lesson(spec: ResNeXtSpec, step: int) -> dict:

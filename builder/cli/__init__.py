@@ -203,9 +203,9 @@ COMMANDS: dict[str, Command] = {
 
 
 # Each of these modules holds one subcommand: HELP, add_arguments(parser), run(spec, args).
-from . import convert, export, graph, inspect, summary, time  # noqa: E402  (they import UsageError from here)
+from . import convert, export, graph, inspect, profile, summary, time  # noqa: E402
 
-for _module in (time, graph, summary, export, inspect, convert):
+for _module in (time, profile, graph, summary, export, inspect, convert):
     COMMANDS[_module.__name__.rsplit(".", 1)[-1]] = (_module.HELP, _module.add_arguments,
                                                      _module.run)
 

@@ -20,7 +20,8 @@ What "honest" means here, as `torch.utils.benchmark` and nanoGPT's `bench.py` do
 The modules, by job: settings (TimingSettings, validated once), devices (devices, locks,
 precision flags), clock (the wall clock, timed calls), stats, peak (the matmul peak), runner
 (the attempt engine: compile, CUDA graphs, out of memory, the time limit), results
-(TimingResult, tables, CSV rows), estimate (the cost model), api (time_model, time_forms).
+(TimingResult, tables, CSV rows), estimate (the cost model), api (time_model, time_forms),
+profile (where the time goes: per layer, under torch.profiler).
 BN folding and one-block extraction are model code: builder.fold (re-exported here).
 
 `time_model` and `time_forms` take one `TimingSettings` (or its fields as keywords), and
@@ -47,7 +48,8 @@ from .devices import (
 )
 from .errors import TimingError, TimingSettingError
 from .estimate import estimate_seconds
-from .peak import matmul_peak_tflops
+from .peak import matmul_peak_tflops, memory_bandwidth_gbs, refresh_peak
+from .profile import FormProfile, LayerProfile, ProfileResult, profile
 from .results import CSV_COLUMNS, TimingResult, csv_header, csv_row, format_table, variant_text
 from .settings import (
     DEFAULT_ITERS,
@@ -60,10 +62,11 @@ from .settings import (
 from .stats import NOISE_THRESHOLD, Stats, quantile, summarize
 
 __all__ = [
-    "CSV_COLUMNS", "DEFAULT_ITERS", "DEFAULT_WARMUP", "DTYPES", "FOLD_TOLERANCE",
-    "GPU_ONLY_DTYPES", "MODES", "NOISE_THRESHOLD", "TRAIN_FLOP_FACTOR", "Stats", "TimingError",
-    "TimingResult", "TimingSettingError", "TimingSettings", "available_devices", "csv_header",
-    "csv_row", "device_name", "device_total_memory", "estimate_seconds", "fold_bn",
-    "format_table", "matmul_peak_tflops", "one_block", "quantile", "relative_error",
-    "resolve_device", "stopwatch", "summarize", "time_forms", "time_model", "variant_text",
+    "CSV_COLUMNS", "DEFAULT_ITERS", "DEFAULT_WARMUP", "DTYPES", "FOLD_TOLERANCE", "FormProfile",
+    "GPU_ONLY_DTYPES", "LayerProfile", "MODES", "NOISE_THRESHOLD", "ProfileResult", "Stats",
+    "TRAIN_FLOP_FACTOR", "TimingError", "TimingResult", "TimingSettingError", "TimingSettings",
+    "available_devices", "csv_header", "csv_row", "device_name", "device_total_memory",
+    "estimate_seconds", "fold_bn", "format_table", "matmul_peak_tflops", "memory_bandwidth_gbs",
+    "one_block", "profile", "quantile", "refresh_peak", "relative_error", "resolve_device",
+    "stopwatch", "summarize", "time_forms", "time_model", "variant_text",
 ]
