@@ -102,16 +102,27 @@ def baseline_spec(name: str, spec: ResNeXtSpec) -> ResNeXtSpec:
     return PRESETS[name].replace(image_size=spec.image_size)
 
 
+def flops_note(macs: int) -> str:
+    """Beside every FLOPs figure: the paper counts one multiply-add as one FLOP, and its
+    figure in that convention ('... 4.2 × 10⁹')."""
+    from .paper import paper_flops
+
+    return (f"= 2 × {fmt_si(macs)} multiply-adds; the paper counts one multiply-add as one "
+            f"FLOP: {paper_flops(macs)} in its Table 1's terms")
+
+
 def headline(spec: ResNeXtSpec) -> str:
-    """One line: name, parameters, multiply-adds, FLOPs."""
+    """One line: name, parameters, multiply-adds, FLOPs (and the paper's FLOPs beside)."""
     c = counts(spec).total
     return (f"**{spec.name}**, form ({spec.form}) · **{fmt_int(c.params)}** parameters · "
             f"**{fmt_si(c.macs)}** multiply-adds · **{fmt_si(c.flops)}** FLOPs "
-            f"(= 2 × multiply-adds) at {spec.image_size}×{spec.image_size}")
+            f"({flops_note(c.macs)}) at {spec.image_size}×{spec.image_size}")
 
 
 def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> str:
     """Totals against the baseline, then the notes that `describe` gives."""
+    from .paper import paper_flops
+
     base = baseline_spec(baseline, spec)
     mine, theirs = counts(spec).total, counts(base).total
     rows = [
@@ -121,6 +132,8 @@ def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> st
          fmt_delta(mine.macs, theirs.macs, si=True)),
         ("FLOPs = 2 × multiply-adds", fmt_si(mine.flops), fmt_si(theirs.flops),
          fmt_delta(mine.flops, theirs.flops, si=True)),
+        ("the paper's \"FLOPs\" (= multiply-adds, Table 1)", paper_flops(mine.macs),
+         paper_flops(theirs.macs), fmt_delta(mine.macs, theirs.macs, si=True)),
     ]
     lines = [f"### {spec.name}, form ({spec.form})",
              f"{FORMS[spec.form].description}. "

@@ -114,7 +114,9 @@ def test_analyze_gives_the_numbers_and_the_link(client):
     assert out["headline"] == (
         f"**ResNeXt-50 (64x4d)**, form (c) · **{count_params(spec):,}** parameters · "
         f"**{count_macs(spec) / 1e9:.2f} G** multiply-adds · "
-        f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × multiply-adds) at 224×224")
+        f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × "
+        f"{count_macs(spec) / 1e9:.2f} G multiply-adds; the paper counts one multiply-add as "
+        "one FLOP: 8.0 × 10⁹ in its Table 1's terms) at 224×224")
     assert count_params(spec) == 45_192_488
     assert json.loads(out["spec_json"]) == spec.to_dict()
     assert out["share_query"] == "?preset=resnext50_32x4d&C=64"
@@ -473,9 +475,11 @@ def test_compare_sweep_reproduces_table_2(client):
                      "ResNeXt-50 (8x14d)", "ResNeXt-50 (32x4d)"]
     assert [row[3] for row in out["table"]["data"]] == [
         "25,557,032", "25,425,000", "25,292,968", "25,603,016", "25,028,904"]
-    assert out["table"]["data"][0][6] == "23.9% (ImageNet top-1)"
-    assert out["table"]["data"][4][6] == "22.2% (ImageNet top-1)"
-    assert out["chart_svg"].count("<svg") == 2  # parameters and multiply-adds; no times yet
+    # the paper's error for all five rows (issue 13: each labelled with its table)
+    assert [row[6] for row in out["table"]["data"]] == [
+        f"{e}% top-1 (Table 3)" for e in ("23.9", "23.0", "22.6", "22.3", "22.2")]
+    # the paper's error against C, parameters and multiply-adds; no times yet
+    assert out["chart_svg"].count("<svg") == 3
 
 
 def test_compare_pins_with_times_and_untrusted_storage(client):
@@ -490,7 +494,7 @@ def test_compare_pins_with_times_and_untrusted_storage(client):
     assert stored_pins == json.loads(pins_json)  # what the browser keeps
     assert [row[1] for row in table["data"]] == ["ResNet-18", "ResNeXt-29 (8x64d)"]
     assert table["data"][1][5] == "12.5 ms (batch 8, CPU: test)"
-    assert table["data"][1][6] == "3.65% (CIFAR-10)"
+    assert table["data"][1][6] == "3.65% test (Table 7, CIFAR-10)"
     assert len(json.loads(pins_json)) == 2
     assert "last measured time per batch (ms)" in chart
     pins_json, _, table, _ = client.predict(spec.to_json(), pins_json, "{}",

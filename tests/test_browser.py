@@ -85,7 +85,8 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
     pick_preset(page, "resnext101_64x4d")
     expect(page.locator("#headline")).to_contain_text(
         "ResNeXt-101 (64x4d), form (c) · 83,455,272 parameters · 15.46 G multiply-adds · "
-        "30.92 G FLOPs (= 2 × multiply-adds)")
+        "30.92 G FLOPs (= 2 × 15.46 G multiply-adds; the paper counts one multiply-add as "
+        "one FLOP: 15.5 × 10⁹ in its Table 1's terms)")
     expect(page.locator("#overview")).to_contain_text("+57,898,240 (+226.55%)")
 
     page.locator("#cardinality input").fill("16")

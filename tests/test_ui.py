@@ -253,7 +253,10 @@ def test_compare_pins_and_the_sweep():
                                   {"spec": {"cardinality": "32"}}])  # invalid: dropped
     assert [row[1] for row in shown["compare_table"]["data"]] == ["ResNet-18"]
     api = compare.compare_api("sweep", R50.to_json())
-    assert len(api["pins"]) == 5 and api["chart_svg"].count("<svg") == 2
+    # the paper's error against C (all five of Table 3), parameters, multiply-adds
+    assert len(api["pins"]) == 5 and api["chart_svg"].count("<svg") == 3
+    assert [row[-1] for row in api["table"]["data"]] == [
+        f"{e}% top-1 (Table 3)" for e in ("23.9", "23.0", "22.6", "22.3", "22.2")]
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         compare.pin(BAD, "[]", "{}")
 
