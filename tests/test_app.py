@@ -146,13 +146,14 @@ def test_keep_complexity_solves_d(client):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"cardinality": 0}, "cardinality: 0 is not allowed; expected a whole number from 1 to "
+    # in the page's words (issue 13): the control's label, the value as typed
+    ({"cardinality": 0}, "Cardinality C: 0 is not allowed; expected a whole number from 1 to "
                          "4096"),
-    ({"cardinality": 2.5}, "cardinality: 2.5 is not allowed; expected a whole number"),
-    ({"depths": "3, 4, x"}, "depths: '3, 4, x' is not allowed; expected whole numbers "
-                            "separated by commas, e.g. 3,4,6,3"),
-    ({"block": "basic", "stride_on": "1x1"}, "stride_on: '1x1' is not allowed; a basic block "
-                                             "has no 1x1 conv"),
+    ({"cardinality": 2.5}, "Cardinality C: 2.5 is not allowed; expected a whole number"),
+    ({"depths": "3, 4, x"}, "Blocks per stage: “3, 4, x” is not allowed; expected whole "
+                            "numbers separated by commas, e.g. 3, 4, 6, 3"),
+    ({"block": "basic", "stride_on": "1x1"}, "Stride of a downsampling bottleneck: “1x1” — a "
+                                             "basic block has no 1x1 conv"),
 ])
 def test_invalid_input_shows_the_message_and_changes_nothing_else(client, change, message):
     args = controls(R50)
@@ -190,8 +191,9 @@ def test_add_and_remove_stage(client):
     one = R50.replace(depths=(3,))
     out = named(client.predict(*controls(one), api_name="/remove_stage"),
                 ANALYTICS + ["depths"])
-    assert out["error"]["value"] == "**Not applied.** depths: [3] is not allowed; expected " \
-                                    "at least 1 stage"
+    assert out["error"]["value"] == (
+        "**Not applied.** Blocks per stage: 3 — cannot remove the only stage: a network needs "
+        'at least one<span class="bad-field bad-depths"></span>')
     assert out["depths"] == NO_CHANGE
 
 
@@ -210,8 +212,9 @@ def test_restore_from_a_link(client):
     assert out["share_query"] == "?preset=resnext50_32x4d&baseline=resnet101"
     out = named(client.predict("?preset=resnet18&form=z", "resnet50", api_name="/restore"),
                 restored)
-    assert out["error"]["value"] == ("**The link was not applied.** form: 'z' is not allowed; "
-                                     "expected one of 'a', 'b', 'c'")
+    assert out["error"]["value"] == ("**The link was not applied.** Block form: “z” is not "
+                                     "allowed; expected one of 'a', 'b', 'c'"
+                                     '<span class="bad-field bad-form"></span>')
     assert out["preset"] == "resnext50_32x4d" and value(out["cardinality"]) == 32
 
 
@@ -229,8 +232,9 @@ def test_upload_config(client, tmp_path):
     bad.write_text('{"cardinality": "32"}')
     out = named(client.predict(handle_file(str(bad)), "resnet50", "resnet50", 0,
                                api_name="/upload_config"), EVERYTHING)
-    assert out["error"]["value"] == ("**Config not applied.** cardinality: '32' is not "
-                                     "allowed; expected a whole number from 1 to 4096")
+    assert out["error"]["value"] == ("**Config not applied.** Cardinality C: “32” is not "
+                                     "allowed; expected a whole number from 1 to 4096"
+                                     '<span class="bad-field bad-cardinality"></span>')
     big = tmp_path / "big.json"
     big.write_text('{"form": "a"' + " " * 70_000 + "}")
     out = named(client.predict(handle_file(str(big)), "resnet50", "resnet50", 0,

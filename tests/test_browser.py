@@ -68,6 +68,23 @@ def pick_preset(page, name: str):
     page.get_by_role("option", name=name, exact=True).click()
 
 
+def assert_on_top(page, selector: str):
+    """Nothing is drawn over the element: at a grid of points inside its bounding box, the
+    topmost element is it or inside it."""
+    box = page.locator(selector).bounding_box()
+    assert box and box["width"] > 0 and box["height"] > 0
+    covered = page.evaluate("""([sel, box]) => {
+        const el = document.querySelector(sel), bad = [];
+        for (const fx of [0.05, 0.25, 0.5, 0.75, 0.95]) for (const fy of [0.1, 0.5, 0.9]) {
+            const x = box.x + box.width * fx, y = box.y + box.height * fy;
+            const top = document.elementFromPoint(x, y);
+            if (!top || !el.contains(top)) bad.push([x, y, top && (top.id || top.className)]);
+        }
+        return bad;
+    }""", [selector, box])
+    assert covered == []
+
+
 def save_screenshot(page, name: str, tmp_path: Path):
     """Take the screenshot; keep it in assets/ where missing or when asked to update."""
     shot = tmp_path / name
@@ -164,8 +181,11 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     error = page.locator("#spec-error")
     headline = "ResNeXt-50 (32x4d), form (a) · 25,028,904 parameters"
     page.locator("#cardinality input").fill("0")
-    expect(error).to_contain_text("Not applied. cardinality: 0 is not allowed; expected a "
+    expect(error).to_contain_text("Not applied. Cardinality C: 0 is not allowed; expected a "
                                   "whole number from 1 to 4096")
+    # the bad field itself is marked, and only it
+    expect(page.locator("#cardinality")).to_have_css("outline-style", "solid")
+    expect(page.locator("#width")).to_have_css("outline-style", "none")
     expect(page.locator("#headline")).to_contain_text(headline)
     expect(block).to_contain_text("29 more identical paths")
     page.locator("#cardinality input").fill("32")
@@ -175,8 +195,10 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     depths.click()
     depths.press("End")
     depths.press_sequentially(", x")  # typed, as a user would: "3, 4, 6, 3, x"
-    expect(error).to_contain_text("Not applied. depths: '3, 4, 6, 3, x' is not allowed; "
-                                  "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    expect(error).to_contain_text("Not applied. Blocks per stage: “3, 4, 6, 3, x” is not "
+                                  "allowed; expected whole numbers separated by commas, e.g. "
+                                  "3, 4, 6, 3")
+    expect(page.locator("#depths")).to_have_css("outline-style", "solid")
     expect(page.locator("#headline")).to_contain_text(headline)
     expect(block).to_contain_text("29 more identical paths")
     expect(page.locator("#share-link textarea")).to_have_value(
@@ -189,10 +211,11 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     # a control far down the column: the message is in view next to it, not off screen
     size = page.locator("#image-size input")
     size.fill("3")
-    expect(error).to_contain_text("Not applied. image_size: 3 is not allowed; expected a "
+    expect(error).to_contain_text("Not applied. Image size: 3 is not allowed; expected a "
                                   "whole number from 8 to 2048")
     expect(size).to_be_in_viewport()
     expect(error).to_be_in_viewport()
+    assert_on_top(page, "#spec-error")  # scrolled over the controls, nothing covers it
     size.fill("224")
     expect(error).to_be_hidden()
     page.locator("#cardinality input").fill("8")

@@ -151,8 +151,13 @@ def control_values(spec: ResNeXtSpec, preset) -> dict:
 
 
 def invalid(exc: SpecError, what: str = "Not applied.") -> dict:
-    """Only the message changes: the last valid results stay on the page."""
-    return {"error": gr.update(value=f"**{what}** {exc}", visible=True)}
+    """Only the message changes: the last valid results stay on the page. The message is in
+    the page's words (labels, values as typed); an empty marker names the bad field's
+    control, which the page's CSS then outlines (ui.page.field_error_css)."""
+    name = views.field_of(exc)
+    marker = f'<span class="bad-field bad-{FIELDS[name].control}"></span>' if name else ""
+    return {"error": gr.update(value=f"**{what}** {views.user_message(exc)}{marker}",
+                               visible=True)}
 
 
 def solve(values: dict, keep_complexity, baseline) -> ResNeXtSpec:

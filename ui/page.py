@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from builder import views
-from builder.spec import PRESETS, SpecError
+from builder.spec import PRESETS, SpecError, spec_fields
 
 from . import block, code, compare, controls, equivalence, learn, network, overview, summary, timing
 from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
@@ -20,9 +20,12 @@ CSS = """
 /* "clip", not Gradio's "hidden": it clips the same but makes no scroll container, so the
    sticky message below stays in view while the page scrolls */
 .gradio-container { overflow: clip !important; }
-#spec-error { position: sticky; top: 8px; z-index: 20; border-radius: 8px;
-  border: 1px solid var(--error-border-color, #ef4444); padding: 6px 10px;
-  color: var(--error-text-color, #b91c1c); background: var(--error-background-fill, #fef2f2); }
+/* solid and above the controls it scrolls over (their labels stack above z-index 20) */
+#spec-error { position: sticky; top: 8px; z-index: 1000; border-radius: 8px;
+  border: 1px solid #ef4444; padding: 6px 10px; color: #991b1b; background: #fef2f2;
+  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
+.dark #spec-error { color: #fecaca; background: #450a0a; }
+#spec-error * { color: inherit; }
 .graph-view > svg { border-radius: 8px; }  /* the drawing is a white card on a dark page */
 .graph-view { margin: 0; overflow: auto; }
 .graph-view svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
@@ -34,6 +37,18 @@ CSS = """
   padding: 8px; border-radius: 8px; background: var(--block-background-fill); }
 .downloads { align-items: center; }
 """
+
+
+def field_error_css() -> str:
+    """The bad field's control outlined while the pinned message names it (the message holds
+    an empty span.bad-{control}; see controls.invalid): one rule per spec field."""
+    rules = [f"body:has(#spec-error .bad-{info.control}) #{info.control}"
+             for info in spec_fields()]
+    return (",\n".join(rules) + " { outline: 2px solid #ef4444; outline-offset: 2px; "
+            "border-radius: 8px; }\n")
+
+
+CSS += field_error_css()
 
 
 def endpoints() -> set[str]:
