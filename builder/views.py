@@ -375,7 +375,9 @@ def summary_totals(result) -> str:
             ("parameter size", fmt_bytes(result.params_bytes)),
             ("estimated total", fmt_bytes(result.input_bytes + result.forward_backward_bytes
                                           + result.params_bytes))]
-    return "\n".join(["| | |", "| --- | ---: |"] + [f"| {a} | {b} |" for a, b in rows])
+    # the first row is the header: an empty one would show as a blank bar above the table
+    lines = [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join([lines[0], "| --- | ---: |"] + lines[1:])
 
 
 @lru_cache(maxsize=32)

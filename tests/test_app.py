@@ -296,7 +296,7 @@ def test_code_and_downloads(client):
     assert "        cardinality=8,  # C: parallel paths per block" in source
     assert "        depths=(1, 1, 1),  # blocks per stage" in source
     assert Path(py_path).read_text().rstrip("\n") == source.rstrip("\n")
-    assert Path(py_path).name.endswith(".py")
+    assert Path(py_path).name == "model.py"  # importable, as its docstring says
     assert json.loads(Path(config_path).read_text()) == SMALL.to_dict()
     assert "cardinality" in Path(json_path).read_text()
 
@@ -390,7 +390,8 @@ def test_a_stopped_app_leaves_no_files_behind():
         py_path = py_file["path"]  # the server's path: <output>/gradio/<hash>/<file>.py
         folder = Path(py_path).parents[2]
         assert folder.name.startswith("resnext-builder-") and Path(py_path).exists()
-        assert any(p.suffix == ".py" for p in folder.iterdir())  # the app's own copy
+        # the app's own copy, named model.py in a folder per spec (issue 13)
+        assert len(list(folder.glob("*/model.py"))) == 1
     finally:
         process.terminate()
         process.wait(20)

@@ -216,6 +216,15 @@ def test_code_compiles_and_defines_build_model():
     model = namespace["build_model"]()
     assert sum(p.numel() for p in model.parameters()) == count_params(TINY)
     assert Path(out["py_file"]).read_text().rstrip("\n") == out["code"].rstrip("\n")
+    # downloaded as model.py, so that `from model import build_model` works as it says
+    assert Path(out["py_file"]).name == "model.py" and "from model import build_model" in \
+        out["code"]
+    import subprocess
+    import sys
+    check = subprocess.run([sys.executable, "-c", "from model import build_model; "
+                            "print(sum(p.numel() for p in build_model().parameters()))"],
+                           cwd=Path(out["py_file"]).parent, capture_output=True, text=True)
+    assert check.stdout.strip() == str(count_params(TINY)), check.stderr
     assert json.loads(Path(out["config_file"]).read_text()) == TINY.to_dict()
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         code.code(BAD)
@@ -312,7 +321,16 @@ def test_learn_steps():
     assert titles[0] == "### 1/8. Split, transform, aggregate"
     assert titles[-1] == "### 8/8. The shortcut"
     assert learn.learn_open("", 0) == {"learn_opened": True}
-    assert learn.learn_follow(R50.to_json(), 0, False) == {}
+    # not opened: both outputs skipped (no "didn't return enough output values")
+    skipped = learn.learn_follow(R50.to_json(), 0, False)
+    assert list(skipped) == ["learn_text", "learn_svg"]
+    assert all(value == gr.skip() for value in skipped.values())
+    # no internal node ids in the text; a basic-block network is said to be drawn otherwise
+    text = learn.learn_step(PRESETS["resnet18"].to_json(), 1)["learn_text"]
+    assert "path0_conv1" not in text and "highlighted:" not in text
+    assert "Your network, ResNet-18, has basic blocks" in text and "ResNet-26" in text
+    assert "Here $C = 1$: a single path" in text
+    assert "**Table 3, same complexity:**" in text and "**Table 4, added complexity:**" in text
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         learn.learn_step(BAD, 0)
 

@@ -25,9 +25,13 @@ ROWS = ((("cardinality", "width_per_group"), 120), (("depths",), None), (("form"
 SHOW_HELP = ("cardinality", "width_per_group", "depths")  # the others' help is not shown
 # The page's share link: this page's address with the configuration's query string; the
 # address bar follows too, so the link can be copied from either place.
+# The address bar keeps Gradio's own `__theme` (dark mode) so that a reload keeps it; the
+# share link leaves it out (the receiver's own setting applies).
 SHARE_JS = """(query) => {
   const url = window.location.origin + window.location.pathname + (query || '');
-  try { window.history.replaceState(null, '', url); } catch (e) {}
+  const theme = new URLSearchParams(window.location.search).get('__theme');
+  const here = theme ? url + (query ? '&' : '?') + '__theme=' + encodeURIComponent(theme) : url;
+  try { window.history.replaceState(null, '', here); } catch (e) {}
   return url;
 }"""
 

@@ -36,6 +36,9 @@ CSS = """
 .summary-table { font-size: 12px; line-height: 1.35; overflow: auto; max-height: 70vh;
   padding: 8px; border-radius: 8px; background: var(--block-background-fill); }
 .downloads { align-items: center; }
+#start-here { max-width: 360px; }
+/* display math fits its column: KaTeX's own overflow would clip it */
+#learn-text .katex-display { font-size: 0.95em; max-width: 100%; }
 """
 
 
@@ -66,6 +69,8 @@ def layout(page: Page) -> None:
         "Aggregated residual transformations (Xie et al., CVPR 2017): set the cardinality C, "
         "the width per group d and the stages, and see the numbers, the block in forms (a), "
         "(b), (c), the network, its summary and its code.", elem_id="header")
+    page.add("start_here", gr.Button("▶ Start here: the block in 8 steps (Learn)",
+                                     variant="primary", size="sm", elem_id="start-here"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320, elem_id="controls"):
             controls.layout(page)
@@ -98,8 +103,17 @@ def build(spec_json: str) -> dict:
             "source": views.source(spec)}
 
 
+# "Start here" opens the Learn tab as a click on its tab would (so its select event fires)
+START_JS = """() => {
+  const tab = [...document.querySelectorAll('#views [role="tab"]')]
+    .find((b) => b.textContent.trim() === 'Learn');
+  if (tab) { tab.click(); tab.scrollIntoView({block: 'start'}); }
+}"""
+
+
 def wire(page: Page) -> None:
     page.api(build, "build", concurrency_limit=2)
+    page.on("start_here.click", None, js=START_JS)
     controls.wire(page)
     for tab in TABS:
         tab.wire(page)
