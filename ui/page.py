@@ -37,6 +37,14 @@ CSS = """
   padding: 8px; border-radius: 8px; background: var(--block-background-fill); }
 .downloads { align-items: center; }
 #start-here { max-width: 360px; }
+/* numbers never break across lines: words break only between words, numeric tables never */
+.gradio-container td, .gradio-container th { word-break: normal; overflow-wrap: normal;
+  font-variant-numeric: tabular-nums; }
+#overview td, #stages td, #formula td, #summary-totals td, #compare-table td, #table1 td,
+#time-table td { white-space: nowrap; }
+#overview, #formula, #summary-totals { overflow-x: auto; }
+/* a phone: the results first, the controls after them */
+@media (max-width: 700px) { #controls { order: 2; } #results { order: 1; } }
 /* display math fits its column: KaTeX's own overflow would clip it */
 #learn-text .katex-display { font-size: 0.95em; max-width: 100%; }
 """
@@ -74,7 +82,7 @@ def layout(page: Page) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320, elem_id="controls"):
             controls.layout(page)
-        with gr.Column(scale=3, min_width=480):
+        with gr.Column(scale=3, min_width=340, elem_id="results"):
             page.add("headline", gr.Markdown(views.headline(PRESETS[DEFAULT_PRESET]),
                                              elem_id="headline"))
             with gr.Tabs(elem_id="views"):
