@@ -38,9 +38,8 @@ def layout(page: Page) -> None:
                     "A pinned network gets the paper's error wherever its architecture "
                     "(C, d, depths, block, stem, stride, crop) is one the paper trained.",
                     elem_id="paper-intro")
-        with gr.Row():
-            gr.HTML(paper.table3_chart(), elem_id="table3-chart", min_width=320)
-            gr.HTML(paper.table4_chart(), elem_id="table4-chart", min_width=320)
+        gr.HTML(paper.table3_chart(), elem_id="table3-chart")  # one above the other: each
+        gr.HTML(paper.table4_chart(), elem_id="table4-chart")  # at its full 640 px
         gr.Dataframe(paper.table(), interactive=False, wrap=True, elem_id="paper-table",
                      label="Every row of the paper's Tables 3, 4 and 7 (error in %)")
 
