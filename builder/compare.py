@@ -10,35 +10,29 @@ from __future__ import annotations
 
 import json
 
+from . import paper
 from .charts import COLORS, bars_svg
 from .complexity import matched_width, network_counts
-from .spec import PRESETS, ResNeXtSpec, SpecError
+from .spec import ResNeXtSpec, SpecError
 
 MAX_PINS = 24
 MAX_PINS_JSON = 64 * 1024
 SWEEP_CARDINALITIES = (1, 2, 4, 8, 32)  # paper Table 2
-# The paper's errors for networks it trained (shared/RESNEXT.md): top-1 on ImageNet-1K at a
-# 224 crop, and CIFAR-10 test error for ResNeXt-29. The three forms are one function, so the
-# form does not matter; zero-init only changes the start of training, which the paper did not.
-PAPER_ERRORS = {
-    "resnet50": (23.9, "ImageNet top-1"),
-    "resnext50_32x4d": (22.2, "ImageNet top-1"),
-    "resnet101": (22.0, "ImageNet top-1"),
-    "resnext101_32x4d": (21.2, "ImageNet top-1"),
-    "resnext101_64x4d": (20.4, "ImageNet top-1"),
-    "resnext29_8x64d": (3.65, "CIFAR-10"),
-    "resnext29_16x64d": (3.58, "CIFAR-10"),
-}
-HEADERS = ["#", "network", "form", "params", "multiply-adds", "last time", "paper error"]
+# the paper's Table 1 calls multiply-adds "FLOPs"
+HEADERS = ["#", "network", "form", "params", "multiply-adds (the paper's FLOPs)", "last time",
+           "paper error (its table)"]
 
 
 def paper_error(spec: ResNeXtSpec) -> tuple[float, str] | None:
-    """(error in %, what it measures) where the paper reports one for exactly this network."""
-    canonical = spec.replace(form="c", zero_init_residual=False)
-    for name, error in PAPER_ERRORS.items():
-        if PRESETS[name] == canonical:
-            return error
-    return None
+    """(error in %, what it measures) of the first row of the paper's Tables 3, 4, 7 that
+    reports this network (builder.paper matches it by architecture), or None."""
+    rows = paper.rows_for(spec)
+    if not rows:
+        return None
+    row = rows[0]
+    if row.dataset == paper.IMAGENET:
+        return row.top1, "ImageNet top-1"
+    return dict(row.errors)["test"], row.dataset
 
 
 def pin(spec: ResNeXtSpec, time: dict | None = None) -> dict:
@@ -140,10 +134,9 @@ def table(pins: list[dict]) -> dict:
     for i, entry in enumerate(pins, 1):
         spec = ResNeXtSpec.from_dict(entry["spec"])
         total = network_counts(spec).total
-        error = paper_error(spec)
         data.append([str(i), spec.name, spec.form, f"{total.params:,}",
                      f"{total.macs / 1e9:.2f} G", _time_text(entry["time"]),
-                     f"{error[0]}% ({error[1]})" if error else "–"])
+                     paper.errors_text(spec)])
     return {"headers": list(HEADERS), "data": data}
 
 
@@ -151,10 +144,11 @@ def charts_svg(pins: list[dict]) -> str:
     """Bar charts of the pins: parameters, multiply-adds and (where measured) time."""
     if not pins:
         return ""
-    labels, params, macs, times = [], [], [], []
+    labels, params, macs, times, specs = [], [], [], [], []
     for i, entry in enumerate(pins, 1):
         spec = ResNeXtSpec.from_dict(entry["spec"])
         total = network_counts(spec).total
+        specs.append(spec)
         label = f"{i}. {spec.name} ({spec.form})"
         labels.append(label)
         params.append((label, total.params / 1e6, f"{total.params / 1e6:.2f} M"))
@@ -162,8 +156,8 @@ def charts_svg(pins: list[dict]) -> str:
         if entry["time"]:
             t = entry["time"]
             times.append((label, t["median_ms"], f"{t['median_ms']:,.1f} ms"))
-    parts = [bars_svg("parameters (millions)", params, COLORS[0]),
-             bars_svg("multiply-adds (billions)", macs, COLORS[1])]
+    parts = [paper.sweep_chart(specs), bars_svg("parameters (millions)", params, COLORS[0]),
+             bars_svg("multiply-adds (billions; the paper's FLOPs)", macs, COLORS[1])]
     if times:
         parts.append(bars_svg("last measured time per batch (ms)", times, COLORS[2]))
     return "".join(parts)

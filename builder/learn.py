@@ -47,6 +47,39 @@ def _numbers(spec: ResNeXtSpec) -> dict:
             "reference": reference, "grouped": 9 * w * w // c, "dense": 9 * w * w}
 
 
+def _cardinality_text(C: int, d: int, w: int) -> str:
+    """Step 2: what C is here, then the paper's two claims, kept apart (Table 3: at a fixed
+    complexity; Table 4: for added complexity)."""
+    if C == 1:
+        here = (f"Here $C = 1$: a single path $d = {d}$ channels wide, which is a plain ResNet "
+                "bottleneck. Raise C to split it into C paths of the same shape.")
+    else:
+        here = (f"The number of paths is the **cardinality** $C = {C}$. All paths have the "
+                f"same topology (unlike Inception's branches), each $d = {d}$ channels wide, "
+                f"so the block is {C}x{d}d and its bottleneck is $C \\cdot d = {C} \\cdot "
+                f"{d} = {_n(w)}$ channels wide.")
+    return (f"{here}\n\nThe paper makes two claims, from two tables:\n\n"
+            "- **Table 3, same complexity:** trading width for paths at equal parameters and "
+            "multiply-adds (the paper's \"FLOPs\") lowers the error: ResNeXt-50 goes from "
+            "23.9% (1×64d) to 22.2% (32×4d) top-1.\n"
+            "- **Table 4, added complexity:** spending twice ResNet-101's complexity on more "
+            "paths beats spending it on depth or width: 20.4% (64×4d) against 21.7% "
+            "(ResNet-200) and 21.3% (1×100d).")
+
+
+def drawn_note(spec: ResNeXtSpec, drawn: ResNeXtSpec) -> str:
+    """A line saying which network a step draws where it is not the user's own: a
+    basic-block network is drawn as its bottleneck version (paths need depth 3)."""
+    if spec.block == drawn.block:
+        return ""
+    if spec.block == "basic":
+        return (f"Your network, {spec.name}, has basic blocks (two 3×3 layers), whose paths "
+                "merge into one dense block (step 7). This step draws its bottleneck version, "
+                f"{drawn.name}, to show the paths.")
+    return (f"This step draws the basic-block version of your network, {drawn.name}, to show "
+            "why two-layer paths merge.")
+
+
 def _steps(spec: ResNeXtSpec) -> list[dict]:
     k = _numbers(spec)
     C, d, inp, out, w = k["C"], k["d"], k["in"], k["out"], k["w"]
@@ -68,12 +101,7 @@ def _steps(spec: ResNeXtSpec) -> list[dict]:
         {"title": "Cardinality: C paths of the same shape",
          "spec": bottleneck.replace(form="a"),
          "highlight": [f"cluster_path{i}" for i in paths] + more,
-         "text": (
-             f"The number of paths is the **cardinality** $C = {C}$. All paths have the same "
-             f"topology (unlike Inception's branches), each $d = {d}$ channels wide, so the "
-             f"block is {C}x{d}d and its bottleneck is $C \\cdot d = {C} \\cdot {d} = "
-             f"{_n(w)}$ channels wide. The paper's claim: at equal parameters and FLOPs, "
-             "more paths beat more depth or width.")},
+         "text": _cardinality_text(C, d, w)},
         {"title": "One path: a small bottleneck",
          "spec": bottleneck.replace(form="a"),
          "highlight": ["path0_conv1", "path0_conv2", "path0_conv3"],
@@ -122,8 +150,11 @@ def _steps(spec: ResNeXtSpec) -> list[dict]:
              "With two layers per path (the basic block of ResNet-18/34), the first layers "
              "share the input and the last layers share the output, so both merge:\n\n"
              "$$\\sum_{i=1}^{C} W^{(2)}_i\\, \\sigma\\big(W^{(1)}_i x\\big) = W^{(2)} "
-             "\\sigma\\big(W^{(1)} x\\big), \\qquad W^{(1)} = \\begin{bmatrix} W^{(1)}_1 \\\\ "
-             "\\vdots \\\\ W^{(1)}_C \\end{bmatrix}$$\n\n"
+             "\\sigma\\big(W^{(1)} x\\big)$$\n\n"
+             "with the paths' weights stacked:\n\n"
+             "$$W^{(1)} = \\begin{bmatrix} W^{(1)}_1 \\\\ \\vdots \\\\ W^{(1)}_C "
+             "\\end{bmatrix}, \\quad W^{(2)} = \\begin{bmatrix} W^{(2)}_1 & \\cdots & "
+             "W^{(2)}_C \\end{bmatrix}$$\n\n"
              f"The result is one dense block $C \\cdot d = {_n(basic.width(0))}$ wide: grouping "
              "brings nothing (paper Fig. 4). Cardinality needs depth 3 or more.")},
         {"title": "The shortcut",

@@ -14,7 +14,7 @@ from functools import lru_cache
 from .complexity import NetworkCounts, network_counts
 from .network import describe
 from .registry import FORMS
-from .spec import LIMITS, PRESETS, ResNeXtSpec, SpecError
+from .spec import FIELDS, LIMITS, PRESETS, ResNeXtSpec, SpecError
 
 DEFAULT_BASELINE = "resnet50"
 STAGE_HEADERS = ["stage", "blocks", "in", "width C×d", "d", "out", "size", "params",
@@ -53,16 +53,32 @@ def fmt_delta(value: int, base: int, si: bool = False) -> str:
 
 # -- parsing control values ---------------------------------------------------------------
 
+DEPTHS_HINT = "e.g. 3, 4, 6, 3"
+
+
 def parse_depths(text) -> tuple[int, ...]:
-    """'3, 4, 6, 3' -> (3, 4, 6, 3). Empty parts (a trailing comma while typing) are skipped;
-    anything else that is not a whole number raises SpecError naming `depths`."""
+    """'3, 4, 6, 3' -> (3, 4, 6, 3). One trailing comma (the user is typing the next stage)
+    is skipped; an empty stage in between ('3,4,,6'), more than MAX_STAGES stages or
+    anything that is not a whole number raises SpecError naming `depths`."""
     if isinstance(text, (list, tuple)):
         return ResNeXtSpec(depths=tuple(text)).depths
-    if not isinstance(text, str) or len(text) > 200:
-        raise SpecError("depths", text, "expected whole numbers separated by commas, e.g. 3,4,6,3")
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(re.fullmatch(r"[0-9]{1,6}", p) for p in parts):
-        raise SpecError("depths", text, "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    if not isinstance(text, str) or len(text) > 4096:
+        raise SpecError("depths", text, f"expected whole numbers separated by commas, "
+                        f"{DEPTHS_HINT}")
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and not parts[-1]:
+        parts = parts[:-1]
+    most = LIMITS["stages"][1]
+    if len(parts) > most:
+        raise SpecError("depths", text, f"expected at most {most} stages (this has "
+                        f"{len(parts)})")
+    for i, part in enumerate(parts):
+        if not part and len(parts) > 1:
+            raise SpecError("depths", text, f"stage {i + 1} is empty; expected a number of "
+                            f"blocks for every stage, {DEPTHS_HINT}")
+    if not parts[0] or not all(re.fullmatch(r"[0-9]{1,6}", p) for p in parts):
+        raise SpecError("depths", text, f"expected whole numbers separated by commas, "
+                        f"{DEPTHS_HINT}")
     return tuple(int(p) for p in parts)
 
 
@@ -72,15 +88,74 @@ def format_depths(depths) -> str:
 
 def add_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
     """One more stage, as deep as the last one (capped by the spec's limit on stages)."""
-    if len(depths) >= LIMITS["stages"][1]:
-        raise SpecError("depths", list(depths), f"expected at most {LIMITS['stages'][1]} stages")
+    most = LIMITS["stages"][1]
+    if len(depths) >= most:
+        raise SpecError("depths", tuple(depths), f"cannot add a stage: the limit is {most} "
+                        "stages")
     return tuple(depths) + (depths[-1] if depths else 2,)
 
 
 def remove_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
     if len(depths) <= LIMITS["stages"][0]:
-        raise SpecError("depths", list(depths), "expected at least 1 stage")
+        raise SpecError("depths", tuple(depths), "cannot remove the only stage: a network "
+                        "needs at least one")
     return tuple(depths)[:-1]
+
+
+# -- messages in the user's terms -------------------------------------------------------------
+
+_OTHER_LABELS = {"config": "Config", "preset": "Preset", "baseline": "Baseline",
+                 "stage": "Stage shown", "block_index": "Block shown"}
+
+
+def field_of(exc: SpecError) -> str | None:
+    """The spec field a SpecError is about ('depths[2]' -> 'depths'), or None."""
+    name = str(exc.field).split("[", 1)[0]
+    return name if name in FIELDS else None
+
+
+def label_of(name: str) -> str:
+    """A field's label as the page shows it: 'depths[2]' -> 'Blocks per stage (stage 3)'."""
+    base, _, index = str(name).partition("[")
+    if base in FIELDS:
+        label = FIELDS[base].label
+        return f"{label} (stage {int(index.rstrip(']')) + 1})" if index else label
+    return _OTHER_LABELS.get(base, base)
+
+
+def show_value(value) -> str:
+    """A value as a user typed it, never as Python writes it: None and '' -> 'empty',
+    (3, 4, 6) -> '3, 4, 6', 'abc' -> “abc”, long ones cut with an ellipsis."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "empty"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(show_value(v) for v in value[:12]) + (", …" if len(value) > 12 else "")
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    elif isinstance(value, str):
+        inner = value.strip()
+        return f"“{inner}”" if len(inner) <= 50 else f"“{inner[:49]}…”"
+    else:
+        try:
+            text = str(value)
+        except ValueError:  # an int of over 4300 digits
+            text = "a very long number"
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def user_message(exc: SpecError) -> str:
+    """A SpecError in the page's words: the control's label, the value as typed, what is
+    allowed. 'cardinality: None' -> 'Cardinality C: empty; expected a whole number from 1 to
+    4096'."""
+    label, shown = label_of(exc.field), show_value(exc.value)
+    allowed = str(exc.allowed)
+    if shown == "empty":
+        return f"{label}: empty; {allowed}"
+    if allowed.startswith("expected"):
+        return f"{label}: {shown} is not allowed; {allowed}"
+    return f"{label}: {shown} — {allowed}"
 
 
 def stage_choices(spec: ResNeXtSpec) -> list[tuple[str, int]]:
@@ -102,16 +177,27 @@ def baseline_spec(name: str, spec: ResNeXtSpec) -> ResNeXtSpec:
     return PRESETS[name].replace(image_size=spec.image_size)
 
 
+def flops_note(macs: int) -> str:
+    """Beside every FLOPs figure: the paper counts one multiply-add as one FLOP, and its
+    figure in that convention ('... 4.2 × 10⁹')."""
+    from .paper import paper_flops
+
+    return (f"= 2 × {fmt_si(macs)} multiply-adds; the paper counts one multiply-add as one "
+            f"FLOP: {paper_flops(macs)} in its Table 1's terms")
+
+
 def headline(spec: ResNeXtSpec) -> str:
-    """One line: name, parameters, multiply-adds, FLOPs."""
+    """One line: name, parameters, multiply-adds, FLOPs (and the paper's FLOPs beside)."""
     c = counts(spec).total
     return (f"**{spec.name}**, form ({spec.form}) · **{fmt_int(c.params)}** parameters · "
             f"**{fmt_si(c.macs)}** multiply-adds · **{fmt_si(c.flops)}** FLOPs "
-            f"(= 2 × multiply-adds) at {spec.image_size}×{spec.image_size}")
+            f"({flops_note(c.macs)}) at {spec.image_size}×{spec.image_size}")
 
 
 def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> str:
     """Totals against the baseline, then the notes that `describe` gives."""
+    from .paper import paper_flops
+
     base = baseline_spec(baseline, spec)
     mine, theirs = counts(spec).total, counts(base).total
     rows = [
@@ -121,6 +207,8 @@ def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> st
          fmt_delta(mine.macs, theirs.macs, si=True)),
         ("FLOPs = 2 × multiply-adds", fmt_si(mine.flops), fmt_si(theirs.flops),
          fmt_delta(mine.flops, theirs.flops, si=True)),
+        ("the paper's \"FLOPs\" (= multiply-adds, Table 1)", paper_flops(mine.macs),
+         paper_flops(theirs.macs), fmt_delta(mine.macs, theirs.macs, si=True)),
     ]
     lines = [f"### {spec.name}, form ({spec.form})",
              f"{FORMS[spec.form].description}. "
@@ -287,7 +375,9 @@ def summary_totals(result) -> str:
             ("parameter size", fmt_bytes(result.params_bytes)),
             ("estimated total", fmt_bytes(result.input_bytes + result.forward_backward_bytes
                                           + result.params_bytes))]
-    return "\n".join(["| | |", "| --- | ---: |"] + [f"| {a} | {b} |" for a, b in rows])
+    # the first row is the header: an empty one would show as a blank bar above the table
+    lines = [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join([lines[0], "| --- | ---: |"] + lines[1:])
 
 
 @lru_cache(maxsize=32)

@@ -114,7 +114,9 @@ def test_analyze_gives_the_numbers_and_the_link(client):
     assert out["headline"] == (
         f"**ResNeXt-50 (64x4d)**, form (c) · **{count_params(spec):,}** parameters · "
         f"**{count_macs(spec) / 1e9:.2f} G** multiply-adds · "
-        f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × multiply-adds) at 224×224")
+        f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × "
+        f"{count_macs(spec) / 1e9:.2f} G multiply-adds; the paper counts one multiply-add as "
+        "one FLOP: 8.0 × 10⁹ in its Table 1's terms) at 224×224")
     assert count_params(spec) == 45_192_488
     assert json.loads(out["spec_json"]) == spec.to_dict()
     assert out["share_query"] == "?preset=resnext50_32x4d&C=64"
@@ -144,13 +146,14 @@ def test_keep_complexity_solves_d(client):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"cardinality": 0}, "cardinality: 0 is not allowed; expected a whole number from 1 to "
+    # in the page's words (issue 13): the control's label, the value as typed
+    ({"cardinality": 0}, "Cardinality C: 0 is not allowed; expected a whole number from 1 to "
                          "4096"),
-    ({"cardinality": 2.5}, "cardinality: 2.5 is not allowed; expected a whole number"),
-    ({"depths": "3, 4, x"}, "depths: '3, 4, x' is not allowed; expected whole numbers "
-                            "separated by commas, e.g. 3,4,6,3"),
-    ({"block": "basic", "stride_on": "1x1"}, "stride_on: '1x1' is not allowed; a basic block "
-                                             "has no 1x1 conv"),
+    ({"cardinality": 2.5}, "Cardinality C: 2.5 is not allowed; expected a whole number"),
+    ({"depths": "3, 4, x"}, "Blocks per stage: “3, 4, x” is not allowed; expected whole "
+                            "numbers separated by commas, e.g. 3, 4, 6, 3"),
+    ({"block": "basic", "stride_on": "1x1"}, "Stride of a downsampling bottleneck: “1x1” — a "
+                                             "basic block has no 1x1 conv"),
 ])
 def test_invalid_input_shows_the_message_and_changes_nothing_else(client, change, message):
     args = controls(R50)
@@ -188,8 +191,9 @@ def test_add_and_remove_stage(client):
     one = R50.replace(depths=(3,))
     out = named(client.predict(*controls(one), api_name="/remove_stage"),
                 ANALYTICS + ["depths"])
-    assert out["error"]["value"] == "**Not applied.** depths: [3] is not allowed; expected " \
-                                    "at least 1 stage"
+    assert out["error"]["value"] == (
+        "**Not applied.** Blocks per stage: 3 — cannot remove the only stage: a network needs "
+        'at least one<span class="bad-field bad-depths"></span>')
     assert out["depths"] == NO_CHANGE
 
 
@@ -208,8 +212,9 @@ def test_restore_from_a_link(client):
     assert out["share_query"] == "?preset=resnext50_32x4d&baseline=resnet101"
     out = named(client.predict("?preset=resnet18&form=z", "resnet50", api_name="/restore"),
                 restored)
-    assert out["error"]["value"] == ("**The link was not applied.** form: 'z' is not allowed; "
-                                     "expected one of 'a', 'b', 'c'")
+    assert out["error"]["value"] == ("**The link was not applied.** Block form: “z” is not "
+                                     "allowed; expected one of 'a', 'b', 'c'"
+                                     '<span class="bad-field bad-form"></span>')
     assert out["preset"] == "resnext50_32x4d" and value(out["cardinality"]) == 32
 
 
@@ -227,8 +232,9 @@ def test_upload_config(client, tmp_path):
     bad.write_text('{"cardinality": "32"}')
     out = named(client.predict(handle_file(str(bad)), "resnet50", "resnet50", 0,
                                api_name="/upload_config"), EVERYTHING)
-    assert out["error"]["value"] == ("**Config not applied.** cardinality: '32' is not "
-                                     "allowed; expected a whole number from 1 to 4096")
+    assert out["error"]["value"] == ("**Config not applied.** Cardinality C: “32” is not "
+                                     "allowed; expected a whole number from 1 to 4096"
+                                     '<span class="bad-field bad-cardinality"></span>')
     big = tmp_path / "big.json"
     big.write_text('{"form": "a"' + " " * 70_000 + "}")
     out = named(client.predict(handle_file(str(big)), "resnet50", "resnet50", 0,
@@ -290,7 +296,7 @@ def test_code_and_downloads(client):
     assert "        cardinality=8,  # C: parallel paths per block" in source
     assert "        depths=(1, 1, 1),  # blocks per stage" in source
     assert Path(py_path).read_text().rstrip("\n") == source.rstrip("\n")
-    assert Path(py_path).name.endswith(".py")
+    assert Path(py_path).name == "model.py"  # importable, as its docstring says
     assert json.loads(Path(config_path).read_text()) == SMALL.to_dict()
     assert "cardinality" in Path(json_path).read_text()
 
@@ -384,7 +390,8 @@ def test_a_stopped_app_leaves_no_files_behind():
         py_path = py_file["path"]  # the server's path: <output>/gradio/<hash>/<file>.py
         folder = Path(py_path).parents[2]
         assert folder.name.startswith("resnext-builder-") and Path(py_path).exists()
-        assert any(p.suffix == ".py" for p in folder.iterdir())  # the app's own copy
+        # the app's own copy, named model.py in a folder per spec (issue 13)
+        assert len(list(folder.glob("*/model.py"))) == 1
     finally:
         process.terminate()
         process.wait(20)
@@ -473,9 +480,11 @@ def test_compare_sweep_reproduces_table_2(client):
                      "ResNeXt-50 (8x14d)", "ResNeXt-50 (32x4d)"]
     assert [row[3] for row in out["table"]["data"]] == [
         "25,557,032", "25,425,000", "25,292,968", "25,603,016", "25,028,904"]
-    assert out["table"]["data"][0][6] == "23.9% (ImageNet top-1)"
-    assert out["table"]["data"][4][6] == "22.2% (ImageNet top-1)"
-    assert out["chart_svg"].count("<svg") == 2  # parameters and multiply-adds; no times yet
+    # the paper's error for all five rows (issue 13: each labelled with its table)
+    assert [row[6] for row in out["table"]["data"]] == [
+        f"{e}% top-1 (Table 3)" for e in ("23.9", "23.0", "22.6", "22.3", "22.2")]
+    # the paper's error against C, parameters and multiply-adds; no times yet
+    assert out["chart_svg"].count("<svg") == 3
 
 
 def test_compare_pins_with_times_and_untrusted_storage(client):
@@ -490,7 +499,7 @@ def test_compare_pins_with_times_and_untrusted_storage(client):
     assert stored_pins == json.loads(pins_json)  # what the browser keeps
     assert [row[1] for row in table["data"]] == ["ResNet-18", "ResNeXt-29 (8x64d)"]
     assert table["data"][1][5] == "12.5 ms (batch 8, CPU: test)"
-    assert table["data"][1][6] == "3.65% (CIFAR-10)"
+    assert table["data"][1][6] == "3.65% test (Table 7, CIFAR-10)"
     assert len(json.loads(pins_json)) == 2
     assert "last measured time per batch (ms)" in chart
     pins_json, _, table, _ = client.predict(spec.to_json(), pins_json, "{}",

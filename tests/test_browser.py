@@ -68,6 +68,23 @@ def pick_preset(page, name: str):
     page.get_by_role("option", name=name, exact=True).click()
 
 
+def assert_on_top(page, selector: str):
+    """Nothing is drawn over the element: at a grid of points inside its bounding box, the
+    topmost element is it or inside it."""
+    box = page.locator(selector).bounding_box()
+    assert box and box["width"] > 0 and box["height"] > 0
+    covered = page.evaluate("""([sel, box]) => {
+        const el = document.querySelector(sel), bad = [];
+        for (const fx of [0.05, 0.25, 0.5, 0.75, 0.95]) for (const fy of [0.1, 0.5, 0.9]) {
+            const x = box.x + box.width * fx, y = box.y + box.height * fy;
+            const top = document.elementFromPoint(x, y);
+            if (!top || !el.contains(top)) bad.push([x, y, top && (top.id || top.className)]);
+        }
+        return bad;
+    }""", [selector, box])
+    assert covered == []
+
+
 def save_screenshot(page, name: str, tmp_path: Path):
     """Take the screenshot; keep it in assets/ where missing or when asked to update."""
     shot = tmp_path / name
@@ -85,7 +102,8 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
     pick_preset(page, "resnext101_64x4d")
     expect(page.locator("#headline")).to_contain_text(
         "ResNeXt-101 (64x4d), form (c) · 83,455,272 parameters · 15.46 G multiply-adds · "
-        "30.92 G FLOPs (= 2 × multiply-adds)")
+        "30.92 G FLOPs (= 2 × 15.46 G multiply-adds; the paper counts one multiply-add as "
+        "one FLOP: 15.5 × 10⁹ in its Table 1's terms)")
     expect(page.locator("#overview")).to_contain_text("+57,898,240 (+226.55%)")
 
     page.locator("#cardinality input").fill("16")
@@ -163,8 +181,11 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     error = page.locator("#spec-error")
     headline = "ResNeXt-50 (32x4d), form (a) · 25,028,904 parameters"
     page.locator("#cardinality input").fill("0")
-    expect(error).to_contain_text("Not applied. cardinality: 0 is not allowed; expected a "
+    expect(error).to_contain_text("Not applied. Cardinality C: 0 is not allowed; expected a "
                                   "whole number from 1 to 4096")
+    # the bad field itself is marked, and only it
+    expect(page.locator("#cardinality")).to_have_css("outline-style", "solid")
+    expect(page.locator("#width")).to_have_css("outline-style", "none")
     expect(page.locator("#headline")).to_contain_text(headline)
     expect(block).to_contain_text("29 more identical paths")
     page.locator("#cardinality input").fill("32")
@@ -174,8 +195,10 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     depths.click()
     depths.press("End")
     depths.press_sequentially(", x")  # typed, as a user would: "3, 4, 6, 3, x"
-    expect(error).to_contain_text("Not applied. depths: '3, 4, 6, 3, x' is not allowed; "
-                                  "expected whole numbers separated by commas, e.g. 3,4,6,3")
+    expect(error).to_contain_text("Not applied. Blocks per stage: “3, 4, 6, 3, x” is not "
+                                  "allowed; expected whole numbers separated by commas, e.g. "
+                                  "3, 4, 6, 3")
+    expect(page.locator("#depths")).to_have_css("outline-style", "solid")
     expect(page.locator("#headline")).to_contain_text(headline)
     expect(block).to_contain_text("29 more identical paths")
     expect(page.locator("#share-link textarea")).to_have_value(
@@ -188,10 +211,11 @@ def test_validation_error_keeps_the_last_results(page, app_url, tmp_path):
     # a control far down the column: the message is in view next to it, not off screen
     size = page.locator("#image-size input")
     size.fill("3")
-    expect(error).to_contain_text("Not applied. image_size: 3 is not allowed; expected a "
+    expect(error).to_contain_text("Not applied. Image size: 3 is not allowed; expected a "
                                   "whole number from 8 to 2048")
     expect(size).to_be_in_viewport()
     expect(error).to_be_in_viewport()
+    assert_on_top(page, "#spec-error")  # scrolled over the controls, nothing covers it
     size.fill("224")
     expect(error).to_be_hidden()
     page.locator("#cardinality input").fill("8")
@@ -261,7 +285,7 @@ def test_pins_survive_a_reload(page, app_url):
     expect(page.locator("#headline")).to_contain_text("ResNeXt-50 (32x4d)")
     page.locator("#pin").click()
     expect(table).to_contain_text("ResNeXt-50 (32x4d)")
-    expect(table).to_contain_text("22.2% (ImageNet top-1)")
+    expect(table).to_contain_text("22.2% top-1 (Table 3)")
     page.reload()
     expect(page.locator("#headline")).to_contain_text("ResNeXt-50 (32x4d)")
     page.get_by_role("tab", name="Compare").click()
@@ -293,3 +317,84 @@ def test_learn_step_through_highlights_the_block(page, app_url, tmp_path):
     page.locator("#learn-previous").click()
     expect(text).to_contain_text("5/8. Form (b): concatenate early")
     expect(svg.locator("g#concat.highlight")).to_contain_text("32 × 4 = 128 channels")
+
+
+# -- issue 13: ready for a lecture -------------------------------------------------------------
+
+def test_sweep_shows_the_papers_errors_and_a_chart(page, app_url):
+    open_page(page, app_url + "?preset=resnext50_32x4d", "ResNeXt-50 (32x4d)")
+    expect(page.locator("#headline")).to_contain_text(
+        "8.46 G FLOPs (= 2 × 4.23 G multiply-adds; the paper counts one multiply-add as one "
+        "FLOP: 4.2 × 10⁹ in its Table 1's terms)")
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#clear-pins").click()
+    page.locator("#sweep").click()
+    table = page.locator("#compare-table")
+    for error in ("23.9", "23.0", "22.6", "22.3", "22.2"):
+        expect(table).to_contain_text(f"{error}% top-1 (Table 3)")
+    chart = page.locator("#compare-chart svg.points-chart")
+    expect(chart).to_contain_text("22.3% (8 × 14d)")
+    expect(chart).to_contain_text("cardinality C")
+    expect(page.locator("#table4-chart svg")).to_contain_text("deeper: ResNet-200")
+    expect(page.locator("#paper-table")).to_contain_text("Wide ResNet 28-10")
+    page.get_by_role("tab", name="Overview").click()
+    page.get_by_text("The paper's Table 1 for this network").click()
+    expect(page.locator("#table1")).to_contain_text("[1×1, 128; 3×3, 128, C=32; 1×1, 256] × 3")
+
+
+def test_learn_math_fits_at_1280(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        open_page(page, app_url + "?preset=resnext50_32x4d", "ResNeXt-50 (32x4d)")
+        page.locator("#start-here").click()  # "Start here" opens Learn
+        text = page.locator("#learn-text")
+        expect(text).to_contain_text("1/8. Split, transform, aggregate")
+        for step in range(1, 9):
+            expect(text).to_contain_text(f"{step}/8.")
+            expect(text.locator(".katex").first).to_be_visible()
+            assert "highlighted:" not in text.inner_text()
+            clipped = page.evaluate("""() => [...document.querySelectorAll(
+                '#learn-text .katex-display')].filter((e) => e.scrollWidth > e.clientWidth)
+                .map((e) => [e.scrollWidth, e.clientWidth])""")
+            assert clipped == [], f"step {step}: {clipped}"
+            if step < 8:
+                page.locator("#learn-next").click()
+    finally:
+        context.close()
+
+
+def test_phone_results_first_and_numbers_whole(browser, app_url, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        open_page(page, app_url + "?preset=resnext50_32x4d", "ResNeXt-50 (32x4d)")
+        top = page.locator("#headline").bounding_box()["y"]
+        assert top < 844, top  # the results are on the first screen, above the controls
+        expect(page.locator("#stages")).to_contain_text("25,028,904")
+        broken = page.evaluate("""() => {
+            const bad = [];
+            for (const cell of document.querySelectorAll('#overview td, #stages td')) {
+                const text = cell.innerText.trim();
+                if (!/^[-+−0-9.,%→×()GMk ]+$/.test(text) || !/[0-9]/.test(text)) continue;
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (tops.size > 1) bad.push(text);
+            }
+            return bad;
+        }""")
+        assert broken == []
+        save_screenshot(page, "screenshot-phone.png", tmp_path)
+    finally:
+        context.close()
+
+
+def test_dark_mode_is_kept_on_reload(page, app_url):
+    open_page(page, app_url + "?preset=resnet18&__theme=dark", "ResNet-18")
+    expect(page).to_have_url(re.compile(r"\?preset=resnet18&__theme=dark$"))
+    expect(page.locator("#share-link textarea")).to_have_value(re.compile(r"preset=resnet18$"))
+    page.reload()
+    expect(page.locator("#headline")).to_contain_text("ResNet-18")
+    assert page.evaluate("document.body.classList.contains('dark')")
+    expect(page).to_have_url(re.compile(r"__theme=dark"))

@@ -48,10 +48,12 @@ def test_pins_table_recomputes_numbers_and_keeps_times():
     assert rows["headers"] == HEADERS
     assert rows["data"] == [
         ["1", "ResNeXt-50 (32x4d)", "c", "25,028,904", "4.23 G", "–",
-         "22.2% (ImageNet top-1)"],
+         "22.2% top-1 (Table 3)"],
         ["2", "ResNet-18", "c", "11,689,512", "1.81 G", "3.2 ms (batch 4, CPU: x)", "–"]]
     svg = charts_svg(pins)
-    assert svg.count("<svg") == 3 and "2. ResNet-18 (c)" in svg and "3.2 ms" in svg
+    # the paper's error against C (ResNeXt-50 is Table 3's), params, multiply-adds, time
+    assert svg.count("<svg") == 4 and "2. ResNet-18 (c)" in svg and "3.2 ms" in svg
+    assert "22.2% (32 × 4d)" in svg
 
 
 def test_untrusted_pins_are_validated():

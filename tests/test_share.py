@@ -102,7 +102,8 @@ def test_headline_and_overview_numbers():
     spec = PRESETS["resnext50_32x4d"]
     assert views.headline(spec) == (
         "**ResNeXt-50 (32x4d)**, form (c) · **25,028,904** parameters · **4.23 G** "
-        "multiply-adds · **8.46 G** FLOPs (= 2 × multiply-adds) at 224×224")
+        "multiply-adds · **8.46 G** FLOPs (= 2 × 4.23 G multiply-adds; the paper counts one "
+        "multiply-add as one FLOP: 4.2 × 10⁹ in its Table 1's terms) at 224×224")
     text = views.overview_markdown(spec, "resnet50")
     assert "| parameters | 25,028,904 | 25,557,032 | −528,128 (−2.07%) |" in text
     assert "| FLOPs = 2 × multiply-adds | 8.46 G | 8.18 G |" in text
@@ -148,10 +149,37 @@ def test_depths_parsing_and_stage_edits():
         views.parse_depths("3, x")
     assert views.add_stage((3, 4)) == (3, 4, 4)
     assert views.remove_stage((3, 4)) == (3,)
-    with pytest.raises(SpecError, match="at least 1 stage"):
+    with pytest.raises(SpecError, match="cannot remove the only stage: a network needs at "
+                                        "least one"):
         views.remove_stage((3,))
-    with pytest.raises(SpecError, match="at most 8 stages"):
+    with pytest.raises(SpecError, match="cannot add a stage: the limit is 8 stages"):
         views.add_stage((1,) * 8)
+    # an empty stage is refused; too many stages say the limit, however long the text
+    with pytest.raises(SpecError, match="stage 3 is empty"):
+        views.parse_depths("3,4,,6")
+    with pytest.raises(SpecError, match="stage 1 is empty"):
+        views.parse_depths(",3")
+    with pytest.raises(SpecError, match=r"expected at most 8 stages \(this has 200\)"):
+        views.parse_depths(",".join(["1"] * 200))
+
+
+@pytest.mark.parametrize("value, shown", [
+    (None, "empty"), ("", "empty"), ("  ", "empty"), ((3, 4, 6), "3, 4, 6"), ([1] * 30,
+    "1, " * 12 + "…"), ("abc", "“abc”"), (4.0, "4"), (2.5, "2.5"), (True, "on"),
+    ("x" * 80, "“" + "x" * 49 + "…”")])
+def test_values_are_shown_as_typed(value, shown):
+    assert views.show_value(value) == shown
+
+
+def test_labels_come_from_the_spec_metadata():
+    assert views.label_of("cardinality") == "Cardinality C"
+    assert views.label_of("depths[2]") == "Blocks per stage (stage 3)"
+    assert views.label_of("baseline") == "Baseline"
+    error = SpecError("cardinality", None, "expected a whole number from 1 to 4096")
+    assert views.user_message(error) == ("Cardinality C: empty; expected a whole number from 1 "
+                                         "to 4096")
+    assert views.field_of(SpecError("depths[0]", 0, "x")) == "depths"
+    assert views.field_of(SpecError("config", 0, "x")) is None
 
 
 def test_formatting():

@@ -12,7 +12,7 @@ import pytest
 
 from builder import PRESETS, ResNeXtSpec, count_params, registry, timing
 from builder.registry import FORMS, Form
-from builder.spec import spec_fields
+from builder.spec import FIELDS, spec_fields
 from ui import (
     block,
     code,
@@ -33,6 +33,9 @@ TINY = ResNeXtSpec.from_dict({"cardinality": 2, "width_per_group": 2, "depths": 
                               "image_size": 32})
 BAD = json.dumps({"cardinality": 0})
 BAD_MESSAGE = "cardinality: 0 is not allowed; expected a whole number from 1 to 4096"
+# the pinned message says it in the page's words, and marks the control (issue 13, item 7)
+PAGE_MESSAGE = ("Cardinality C: 0 is not allowed; expected a whole number from 1 to 4096"
+                '<span class="bad-field bad-cardinality"></span>')
 
 
 def control_args(spec, preset="resnext50_32x4d", keep=False, baseline="resnet50", stage=0):
@@ -99,14 +102,16 @@ def test_analyze_and_its_bad_input():
     args = control_args(R50)
     args[1] = 0
     assert controls.analyze(*args) == {"error": {"__type__": "update", "visible": True,
-                                                 "value": f"**Not applied.** {BAD_MESSAGE}"}}
+                                                 "value": f"**Not applied.** {PAGE_MESSAGE}"}}
 
 
 def test_stages_presets_links_and_configs(tmp_path):
     out = controls.add_stage(*control_args(R50))
     assert out["depths"] == "3, 4, 6, 3, 3"
     out = controls.remove_stage(*control_args(R50.replace(depths=(3,))))
-    assert set(out) == {"error"} and "expected at least 1 stage" in out["error"]["value"]
+    assert out == {"error": {"__type__": "update", "visible": True, "value": (
+        "**Not applied.** Blocks per stage: 3 — cannot remove the only stage: a network needs "
+        'at least one<span class="bad-field bad-depths"></span>')}}
     out = controls.apply_preset("resnext29_8x64d", "resnet50", 2)
     assert (out["cardinality"], out["depths"], out["stem"], out["stage"]["value"]) == (
         8, "3, 3, 3", "cifar", 2)
@@ -114,13 +119,50 @@ def test_stages_presets_links_and_configs(tmp_path):
     assert (out["preset"], out["cardinality"], out["form"], out["block"]) == (
         "resnet18", 2, "a", "basic")
     out = controls.restore("?preset=resnet18&form=z", "resnet50")
-    assert out["error"]["value"].startswith("**The link was not applied.** form: 'z'")
+    assert out["error"]["value"].startswith("**The link was not applied.** Block form: “z” is not "
+                                           "allowed")
     assert out["preset"] == "resnext50_32x4d"  # the default, not a half-applied link
     bad = tmp_path / "bad.json"
     bad.write_text(BAD)
     assert controls.upload_config(str(bad), "resnet50", "resnet50", 0) == {
         "error": {"__type__": "update", "visible": True,
-                  "value": f"**Config not applied.** {BAD_MESSAGE}"}}
+                  "value": f"**Config not applied.** {PAGE_MESSAGE}"}}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("cardinality", None, "Cardinality C: empty; expected a whole number from 1 to 4096"),
+    ("cardinality", 2.5, "Cardinality C: 2.5 is not allowed; expected a whole number from 1 "
+                         "to 4096"),
+    ("width_per_group", 0, "Width per group d: 0 is not allowed; expected a whole number "
+                           "from 1 to 4096"),
+    ("depths", "3,4,,6", "Blocks per stage: “3,4,,6” — stage 3 is empty; expected a number "
+                         "of blocks for every stage, e.g. 3, 4, 6, 3"),
+    ("depths", ",".join(["1"] * 200), "is not allowed; expected at most 8 stages (this has "
+                                      "200)"),
+    ("depths", "3, 0, 2", "Blocks per stage (stage 2): 0 is not allowed; expected a whole "
+                          "number from 1 to 128"),
+    ("depths", "", "Blocks per stage: empty; expected whole numbers separated by commas"),
+    ("image_size", None, "Image size: empty; expected a whole number from 8 to 2048"),
+])
+def test_the_pinned_message_speaks_the_pages_terms(field, value, message):
+    args = control_args(R50)
+    args[1 + controls.field_order().index(field)] = value
+    out = controls.analyze(*args)["error"]["value"]
+    assert message in out and out.startswith("**Not applied.** ")
+    assert out.endswith(f'<span class="bad-field bad-{FIELDS[field].control}"></span>')
+    assert "None" not in out and not re.search(r"\(\d+,|'", out)  # no Python values
+
+
+def test_plus_stage_at_eight_stages_says_the_limit():
+    out = controls.add_stage(*control_args(R50.replace(depths=(2,) * 8)))
+    assert out["error"]["value"].startswith(
+        "**Not applied.** Blocks per stage: 2, 2, 2, 2, 2, 2, 2, 2 — cannot add a stage: the "
+        "limit is 8 stages")
+
+
+def test_the_page_css_outlines_every_field_by_its_marker():
+    for info in spec_fields():
+        assert f"body:has(#spec-error .bad-{info.control}) #{info.control}" in page.CSS
 
 
 # -- one test per tab ---------------------------------------------------------------------------
@@ -174,6 +216,15 @@ def test_code_compiles_and_defines_build_model():
     model = namespace["build_model"]()
     assert sum(p.numel() for p in model.parameters()) == count_params(TINY)
     assert Path(out["py_file"]).read_text().rstrip("\n") == out["code"].rstrip("\n")
+    # downloaded as model.py, so that `from model import build_model` works as it says
+    assert Path(out["py_file"]).name == "model.py" and "from model import build_model" in \
+        out["code"]
+    import subprocess
+    import sys
+    check = subprocess.run([sys.executable, "-c", "from model import build_model; "
+                            "print(sum(p.numel() for p in build_model().parameters()))"],
+                           cwd=Path(out["py_file"]).parent, capture_output=True, text=True)
+    assert check.stdout.strip() == str(count_params(TINY)), check.stderr
     assert json.loads(Path(out["config_file"]).read_text()) == TINY.to_dict()
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         code.code(BAD)
@@ -253,7 +304,10 @@ def test_compare_pins_and_the_sweep():
                                   {"spec": {"cardinality": "32"}}])  # invalid: dropped
     assert [row[1] for row in shown["compare_table"]["data"]] == ["ResNet-18"]
     api = compare.compare_api("sweep", R50.to_json())
-    assert len(api["pins"]) == 5 and api["chart_svg"].count("<svg") == 2
+    # the paper's error against C (all five of Table 3), parameters, multiply-adds
+    assert len(api["pins"]) == 5 and api["chart_svg"].count("<svg") == 3
+    assert [row[-1] for row in api["table"]["data"]] == [
+        f"{e}% top-1 (Table 3)" for e in ("23.9", "23.0", "22.6", "22.3", "22.2")]
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         compare.pin(BAD, "[]", "{}")
 
@@ -267,7 +321,16 @@ def test_learn_steps():
     assert titles[0] == "### 1/8. Split, transform, aggregate"
     assert titles[-1] == "### 8/8. The shortcut"
     assert learn.learn_open("", 0) == {"learn_opened": True}
-    assert learn.learn_follow(R50.to_json(), 0, False) == {}
+    # not opened: both outputs skipped (no "didn't return enough output values")
+    skipped = learn.learn_follow(R50.to_json(), 0, False)
+    assert list(skipped) == ["learn_text", "learn_svg"]
+    assert all(value == gr.skip() for value in skipped.values())
+    # no internal node ids in the text; a basic-block network is said to be drawn otherwise
+    text = learn.learn_step(PRESETS["resnet18"].to_json(), 1)["learn_text"]
+    assert "path0_conv1" not in text and "highlighted:" not in text
+    assert "Your network, ResNet-18, has basic blocks" in text and "ResNet-26" in text
+    assert "Here $C = 1$: a single path" in text
+    assert "**Table 3, same complexity:**" in text and "**Table 4, added complexity:**" in text
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         learn.learn_step(BAD, 0)
 

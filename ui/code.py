@@ -32,7 +32,8 @@ def code(spec_json) -> dict:
 
     spec = parse_spec_json(spec_json)
     source = views.source(spec)
-    return {"code": source, "py_file": write_output(f"{slug(spec)}.py", source),
+    # named model.py (importable: `from model import build_model`), in a folder per spec
+    return {"code": source, "py_file": write_output(f"{slug(spec)}/model.py", source),
             "json_file": write_output(f"{slug(spec)}.json", export_json(spec)),
             "config_file": write_output(f"{slug(spec)}-config.json", spec.to_json())}
 

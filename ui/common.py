@@ -126,21 +126,25 @@ def prune_outputs(now: float) -> int:
         return 0
     _last_prune[0] = now
     removed = 0
-    for entry in os.scandir(OUTPUT_DIR):
-        try:
-            if entry.is_file() and now - entry.stat().st_mtime > OUTPUT_MAX_AGE_S:
-                os.remove(entry.path)
-                removed += 1
-        except OSError:  # removed by another thread meanwhile
-            pass
+    folders = [OUTPUT_DIR] + [Path(e.path) for e in os.scandir(OUTPUT_DIR)
+                              if e.is_dir() and e.name != "gradio"]
+    for folder in folders:  # the files of each spec's folder (model.py) too
+        for entry in os.scandir(folder):
+            try:
+                if entry.is_file() and now - entry.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                    os.remove(entry.path)
+                    removed += 1
+            except OSError:  # removed by another thread meanwhile
+                pass
     return removed
 
 
 def write_output(name: str, data: bytes | str) -> str:
     """Write a download into the app's output folder (atomically) and return its path."""
-    path = OUTPUT_DIR / name
+    path = OUTPUT_DIR / name  # "slug/model.py": a folder per spec, for a fixed file name
     if not path.exists():  # two sessions may ask for the same file at once: each its own temp
-        handle, tmp = tempfile.mkstemp(dir=OUTPUT_DIR, prefix=f".{path.name}.", suffix=".tmp")
+        path.parent.mkdir(exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(handle, "wb") as out:
             out.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)

@@ -7,7 +7,7 @@ import json
 
 import gradio as gr
 
-from builder import compare
+from builder import compare, paper
 
 from .common import FAST, Page, browser_secret, parse_spec_json
 
@@ -30,6 +30,18 @@ def layout(page: Page) -> None:
     page.add("compare_table", gr.Dataframe(headers=compare.HEADERS, interactive=False,
                                            label="Pinned", elem_id="compare-table", wrap=True))
     page.add("compare_chart", gr.HTML(elem_id="compare-chart"))
+    with gr.Accordion("The paper's results: Tables 3, 4 and 7", open=True,
+                      elem_id="paper-results"):
+        gr.Markdown("Table 3 keeps the complexity fixed and trades width for cardinality: "
+                    "error falls as C rises. Table 4 doubles ResNet-101's complexity and "
+                    "spends it on depth, width or cardinality: cardinality buys the most. "
+                    "A pinned network gets the paper's error wherever its architecture "
+                    "(C, d, depths, block, stem, stride, crop) is one the paper trained.",
+                    elem_id="paper-intro")
+        gr.HTML(paper.table3_chart(), elem_id="table3-chart")  # one above the other: each
+        gr.HTML(paper.table4_chart(), elem_id="table4-chart")  # at its full 640 px
+        gr.Dataframe(paper.table(), interactive=False, wrap=True, elem_id="paper-table",
+                     label="Every row of the paper's Tables 3, 4 and 7 (error in %)")
 
 
 def hidden(page: Page) -> None:

@@ -25,9 +25,13 @@ ROWS = ((("cardinality", "width_per_group"), 120), (("depths",), None), (("form"
 SHOW_HELP = ("cardinality", "width_per_group", "depths")  # the others' help is not shown
 # The page's share link: this page's address with the configuration's query string; the
 # address bar follows too, so the link can be copied from either place.
+# The address bar keeps Gradio's own `__theme` (dark mode) so that a reload keeps it; the
+# share link leaves it out (the receiver's own setting applies).
 SHARE_JS = """(query) => {
   const url = window.location.origin + window.location.pathname + (query || '');
-  try { window.history.replaceState(null, '', url); } catch (e) {}
+  const theme = new URLSearchParams(window.location.search).get('__theme');
+  const here = theme ? url + (query ? '&' : '?') + '__theme=' + encodeURIComponent(theme) : url;
+  try { window.history.replaceState(null, '', here); } catch (e) {}
   return url;
 }"""
 
@@ -151,8 +155,13 @@ def control_values(spec: ResNeXtSpec, preset) -> dict:
 
 
 def invalid(exc: SpecError, what: str = "Not applied.") -> dict:
-    """Only the message changes: the last valid results stay on the page."""
-    return {"error": gr.update(value=f"**{what}** {exc}", visible=True)}
+    """Only the message changes: the last valid results stay on the page. The message is in
+    the page's words (labels, values as typed); an empty marker names the bad field's
+    control, which the page's CSS then outlines (ui.page.field_error_css)."""
+    name = views.field_of(exc)
+    marker = f'<span class="bad-field bad-{FIELDS[name].control}"></span>' if name else ""
+    return {"error": gr.update(value=f"**{what}** {views.user_message(exc)}{marker}",
+                               visible=True)}
 
 
 def solve(values: dict, keep_complexity, baseline) -> ResNeXtSpec:

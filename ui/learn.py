@@ -23,9 +23,9 @@ def layout(page: Page) -> None:
         page.add("learn_next", gr.Button("next →", variant="primary", elem_id="learn-next",
                                          min_width=80))
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
+        with gr.Column(scale=3, min_width=440):
             page.add("learn_text", gr.Markdown(elem_id="learn-text", latex_delimiters=LATEX))
-        with gr.Column(scale=3, min_width=320):
+        with gr.Column(scale=2, min_width=320):
             page.add("learn_svg", gr.HTML(elem_id="learn-svg"))
 
 
@@ -42,8 +42,10 @@ def learn_step(spec_json, step) -> dict:
     item = learn.lesson(spec, int(step or 0))
     svg = learn.highlight_svg(views.block_svg(item["spec"], 0, item["block_index"]),
                               item["highlight"])
-    text = (f"### {item['index'] + 1}/{item['count']}. {item['title']}\n\n{item['text']}"
-            f"\n\n<small>highlighted: {', '.join(item['highlight'])}</small>")
+    note = learn.drawn_note(spec, item["spec"])
+    text = (f"### {item['index'] + 1}/{item['count']}. {item['title']}\n\n"
+            + (f"*{note}*\n\n" if note else "") + item["text"]
+            + "\n\n<small>The parts this step is about are outlined in red.</small>")
     return {"learn_text": text, "learn_svg": views.svg_html(svg, item["title"])}
 
 
@@ -57,7 +59,8 @@ def learn_open(spec_json, step) -> dict:
 
 def learn_follow(spec_json, step, opened) -> dict:
     """A new spec redraws the walk-through with its numbers, once it has been opened."""
-    return learn_step(spec_json, step) if opened else {}
+    # not opened yet: leave both outputs as they are (an empty dict would be too few values)
+    return learn_step(spec_json, step) if opened else {name: gr.skip() for name in OUTPUTS}
 
 
 def wire(page: Page) -> None:

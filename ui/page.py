@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from builder import views
-from builder.spec import PRESETS, SpecError
+from builder.spec import PRESETS, SpecError, spec_fields
 
 from . import block, code, compare, controls, equivalence, learn, network, overview, summary, timing
 from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
@@ -20,9 +20,12 @@ CSS = """
 /* "clip", not Gradio's "hidden": it clips the same but makes no scroll container, so the
    sticky message below stays in view while the page scrolls */
 .gradio-container { overflow: clip !important; }
-#spec-error { position: sticky; top: 8px; z-index: 20; border-radius: 8px;
-  border: 1px solid var(--error-border-color, #ef4444); padding: 6px 10px;
-  color: var(--error-text-color, #b91c1c); background: var(--error-background-fill, #fef2f2); }
+/* solid and above the controls it scrolls over (their labels stack above z-index 20) */
+#spec-error { position: sticky; top: 8px; z-index: 1000; border-radius: 8px;
+  border: 1px solid #ef4444; padding: 6px 10px; color: #991b1b; background: #fef2f2;
+  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
+.dark #spec-error { color: #fecaca; background: #450a0a; }
+#spec-error * { color: inherit; }
 .graph-view > svg { border-radius: 8px; }  /* the drawing is a white card on a dark page */
 .graph-view { margin: 0; overflow: auto; }
 .graph-view svg { display: block; margin: 0 auto; max-width: 100%; height: auto; }
@@ -33,7 +36,30 @@ CSS = """
 .summary-table { font-size: 12px; line-height: 1.35; overflow: auto; max-height: 70vh;
   padding: 8px; border-radius: 8px; background: var(--block-background-fill); }
 .downloads { align-items: center; }
+#start-here { max-width: 360px; }
+/* numbers never break across lines: words break only between words, numeric tables never */
+.gradio-container td, .gradio-container th { word-break: normal; overflow-wrap: normal;
+  font-variant-numeric: tabular-nums; }
+#overview td, #stages td, #formula td, #summary-totals td, #compare-table td, #table1 td,
+#time-table td { white-space: nowrap; }
+#overview, #formula, #summary-totals { overflow-x: auto; }
+/* a phone: the results first, the controls after them */
+@media (max-width: 700px) { #controls { order: 2; } #results { order: 1; } }
+/* display math fits its column: KaTeX's own overflow would clip it */
+#learn-text .katex-display { font-size: 0.95em; max-width: 100%; }
 """
+
+
+def field_error_css() -> str:
+    """The bad field's control outlined while the pinned message names it (the message holds
+    an empty span.bad-{control}; see controls.invalid): one rule per spec field."""
+    rules = [f"body:has(#spec-error .bad-{info.control}) #{info.control}"
+             for info in spec_fields()]
+    return (",\n".join(rules) + " { outline: 2px solid #ef4444; outline-offset: 2px; "
+            "border-radius: 8px; }\n")
+
+
+CSS += field_error_css()
 
 
 def endpoints() -> set[str]:
@@ -51,10 +77,12 @@ def layout(page: Page) -> None:
         "Aggregated residual transformations (Xie et al., CVPR 2017): set the cardinality C, "
         "the width per group d and the stages, and see the numbers, the block in forms (a), "
         "(b), (c), the network, its summary and its code.", elem_id="header")
+    page.add("start_here", gr.Button("▶ Start here: the block in 8 steps (Learn)",
+                                     variant="primary", size="sm", elem_id="start-here"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320, elem_id="controls"):
             controls.layout(page)
-        with gr.Column(scale=3, min_width=480):
+        with gr.Column(scale=3, min_width=340, elem_id="results"):
             page.add("headline", gr.Markdown(views.headline(PRESETS[DEFAULT_PRESET]),
                                              elem_id="headline"))
             with gr.Tabs(elem_id="views"):
@@ -83,8 +111,17 @@ def build(spec_json: str) -> dict:
             "source": views.source(spec)}
 
 
+# "Start here" opens the Learn tab as a click on its tab would (so its select event fires)
+START_JS = """() => {
+  const tab = [...document.querySelectorAll('#views [role="tab"]')]
+    .find((b) => b.textContent.trim() === 'Learn');
+  if (tab) { tab.click(); tab.scrollIntoView({block: 'start'}); }
+}"""
+
+
 def wire(page: Page) -> None:
     page.api(build, "build", concurrency_limit=2)
+    page.on("start_here.click", None, js=START_JS)
     controls.wire(page)
     for tab in TABS:
         tab.wire(page)
