@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from . import registry
-from .memory import release
 from .convert import convert, difference_row, randomize_, rounding_bound
+from .memory import release
 from .network import build_model
 from .spec import ResNeXtSpec, SpecError
 from .timing.errors import TimingError
