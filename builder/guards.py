@@ -348,7 +348,8 @@ def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
     seconds = e.build_seconds if work == "build" else e.summary_seconds
     if seconds > limits.max_build_s and e.modules <= limits.max_modules:  # else said above
         over.append((f"{work}_s", round(seconds, 1), limits.max_build_s))
-        messages.append(f"{work} time: about {seconds:.0f} s estimated for {e.modules:,} "
+        verb = "build" if work == "build" else "summarise"
+        messages.append(f"{work}_s: about {seconds:.1f} s estimated to {verb} {e.modules:,} "
                         f"modules, the limit is {limits.max_build_s:g} s")
     if e.macs > limits.max_macs:
         over.append(("macs", e.macs, limits.max_macs))

@@ -381,15 +381,15 @@ def test_a_build_estimated_over_the_time_limit_is_refused():
         with pytest.raises(ResourceLimitError) as info:
             check(spec)
     assert str(info.value) == (
-        "build time: about 33 s estimated for 29,879 modules, the limit is 20 s. Make the "
+        "build_s: about 32.9 s estimated to build 29,879 modules, the limit is 20 s. Make the "
         "network smaller (cardinality, width_per_group, depths, image_size) or the batch.")
     assert info.value.over == [("build_s", 32.9, 20.0)] and info.value.field == "build_s"
     # a summary costs more per module: resnext50_32x4d in form (a) builds, is not summarised
     spec = PRESETS["resnext50_32x4d"].replace(form="a")
     assert check(spec).build_seconds == pytest.approx(3671 * guards.BUILD_S_PER_MODULE)
     assert check(spec, work="summary").summary_seconds == pytest.approx(9.18, abs=0.01)
-    with pytest.raises(ResourceLimitError, match="^summary time: about 37 s estimated for "
-                                                 "14,939 modules, the limit is 20 s"):
+    with pytest.raises(ResourceLimitError, match="^summary_s: about 37.3 s estimated to "
+                                                 "summarise 14,939 modules, the limit is 20 s"):
         check(PRESETS["resnext101_64x4d"].replace(form="a"), work="summary")
     with pytest.raises(SpecError, match="^work: 'train' is not allowed"):
         check(spec, work="train")
