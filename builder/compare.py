@@ -17,6 +17,7 @@ from .spec import ResNeXtSpec, SpecError
 
 MAX_PINS = 24
 MAX_PINS_JSON = 64 * 1024
+MAX_PINS_LIST = 4 * MAX_PINS  # longer lists are refused before any entry is validated
 SWEEP_CARDINALITIES = (1, 2, 4, 8, 32)  # paper Table 2
 # the paper's Table 1 calls multiply-adds "FLOPs"
 HEADERS = ["#", "network", "form", "params", "multiply-adds (the paper's FLOPs)", "last time",
@@ -56,23 +57,32 @@ def _clean_time(time) -> dict | None:
 
 
 def load_pins(text) -> list[dict]:
-    """Pins from JSON text (the browser's storage or the API): invalid entries are dropped."""
+    """Pins from a list or its JSON text (the browser's storage or the API): invalid entries
+    are dropped; the last MAX_PINS are kept. Checked before any entry is: SpecError("pins")
+    for anything but None, a str or a list, for a list of more than MAX_PINS_LIST entries,
+    and for JSON nested too deep for the parser."""
+    if text is not None and not isinstance(text, (str, list)):
+        raise SpecError("pins", type(text).__name__, "expected a list of pins or its JSON text")
     if isinstance(text, list):
         data = text
-    elif not text:
+    elif not text or len(text) > MAX_PINS_JSON:
         return []
-    elif isinstance(text, str) and len(text) <= MAX_PINS_JSON:
+    else:
         try:
             data = json.loads(text)
         except ValueError:
             return []
-    else:
-        return []
+        except RecursionError:
+            raise SpecError("pins", f"JSON text of {len(text):,} characters",
+                            "JSON nested less deeply (a pin is 3 levels deep)") from None
+    if isinstance(data, list) and len(data) > MAX_PINS_LIST:
+        raise SpecError("pins", f"a list of {len(data):,} entries",
+                        f"at most {MAX_PINS_LIST} entries (the last {MAX_PINS} are kept)")
     pins = []
     for entry in data if isinstance(data, list) else []:
         try:
             spec = ResNeXtSpec.from_dict(entry["spec"])
-        except (SpecError, KeyError, TypeError):
+        except (SpecError, KeyError, TypeError, RecursionError):
             continue
         pins.append(pin(spec, entry.get("time")))
     return pins[-MAX_PINS:]

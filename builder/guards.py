@@ -50,6 +50,12 @@ GiB = 1 << 30
 # its `merge` ("dense", "sum", "concat") for what its forward keeps alive.
 _NETWORK_MODULES = 7  # the ResNeXt, conv1, bn1, relu, maxpool (or Identity), avgpool, fc
 _SHORTCUT_MODULES = 3
+# Seconds to build one module, and to summarise one (torchinfo on the meta device, which
+# builds too): build time grows with modules, not parameters. Measured on this project's
+# 2-core CPU under load (benchmarks/RESULTS.md, "Build and summary time"); errs long.
+BUILD_S_PER_MODULE = 1.1e-3
+SUMMARY_S_PER_MODULE = 2.5e-3
+WORKS = ("build", "summary")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,16 @@ class Estimate:
     dtype_bytes: int = 4
     mode: str = "inference"
     models: int = 1  # copies of the model alive at once (the proof holds 2, time_forms 3)
+
+    @property
+    def build_seconds(self) -> float:
+        """About how long build_model takes on the CPU (BUILD_S_PER_MODULE per module)."""
+        return self.modules * BUILD_S_PER_MODULE
+
+    @property
+    def summary_seconds(self) -> float:
+        """About how long builder.summary.summarize takes (SUMMARY_S_PER_MODULE per module)."""
+        return self.modules * SUMMARY_S_PER_MODULE
 
     @property
     def memory_bytes(self) -> int:
@@ -85,6 +101,7 @@ class Limits:
     max_modules: int = 30_000  # building time grows with modules (benchmarks/RESULTS.md)
     max_macs: int = 200 * 10**9  # one forward over the batch: seconds on 2 CPU cores
     max_batch_size: int = 256
+    max_build_s: float = 20.0  # building (or summarising) on the CPU, estimated from modules
 
     @classmethod
     def for_device(cls, device: str = "cpu", memory_bytes: int | None = None) -> Limits:
@@ -285,13 +302,18 @@ def _bytes(n: int, digits: int = 1) -> str:
 
 
 def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
-          mode: str = "inference", dtype_bytes: int = 4, models: int = 1) -> Estimate:
+          mode: str = "inference", dtype_bytes: int = 4, models: int = 1,
+          work: str = "build") -> Estimate:
     """The estimate of `spec`, or ResourceLimitError (a SpecError) when a quantity is over
     `limits` (default: Limits(), the CPU's). Call it before building. `models`: copies of
-    the model held at once (builder.proof: 2 in float64; timing.time_forms: 3)."""
+    the model held at once (builder.proof: 2 in float64; timing.time_forms: 3). `work`:
+    "build" or "summary", whose estimated seconds (Estimate.build_seconds, summary_seconds)
+    must be within limits.max_build_s."""
     limits = Limits() if limits is None else limits
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, not {type(limits).__name__}")
+    if not isinstance(work, str) or work not in WORKS:
+        raise SpecError("work", work, f"expected one of {', '.join(map(repr, WORKS))}")
     if isinstance(batch_size, int) and not isinstance(batch_size, bool) and (
             batch_size > limits.max_batch_size):
         raise SpecError("batch_size", batch_size,
@@ -323,6 +345,12 @@ def check(spec: ResNeXtSpec, batch_size: int = 1, limits: Limits | None = None,
                    f"builds the same network with {_sci(count_modules(spec.replace(form='c')))})")
         estimated, limit = _apart(_sci, e.modules, limits.max_modules)
         messages.append(f"modules: {estimated} estimated{why}, the limit is {limit}")
+    seconds = e.build_seconds if work == "build" else e.summary_seconds
+    if seconds > limits.max_build_s and e.modules <= limits.max_modules:  # else said above
+        over.append((f"{work}_s", round(seconds, 1), limits.max_build_s))
+        verb = "build" if work == "build" else "summarise"
+        messages.append(f"{work}_s: about {seconds:.1f} s estimated to {verb} {e.modules:,} "
+                        f"modules, the limit is {limits.max_build_s:g} s")
     if e.macs > limits.max_macs:
         over.append(("macs", e.macs, limits.max_macs))
         estimated, limit = _apart(_sci, e.macs, limits.max_macs)

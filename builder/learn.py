@@ -12,10 +12,11 @@ stable ids: `path0_conv1`, `sum`, `concat`, `conv2`, ...), which the page highli
 
 from __future__ import annotations
 
+import math
 import re
 
 from .graph import MAX_PATHS
-from .spec import ResNeXtSpec
+from .spec import ResNeXtSpec, SpecError
 
 
 def _n(value: int) -> str:
@@ -220,12 +221,22 @@ def _measured(result) -> str:
     return "\n".join(lines)
 
 
+def _whole(step, count: int) -> int:
+    """`step` as an int: a whole number (an int, or a float such as 2.0 that is one), else a
+    SpecError naming the range. Not a bool, a string, NaN or an infinity."""
+    if isinstance(step, float) and math.isfinite(step) and step.is_integer():
+        return int(step)
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise SpecError("step", step, f"expected a whole number from 0 to {count - 1}")
+    return step
+
+
 def lesson(spec: ResNeXtSpec, step: int) -> dict:
-    """Step `step` (0-based, clamped to the range) with this spec's numbers: title, text
-    (Markdown with LaTeX), the spec to draw (stage 0, block `block_index`) and the node ids
-    to highlight."""
+    """Step `step` (0-based; a whole number, clamped to the range) with this spec's numbers:
+    title, text (Markdown with LaTeX), the spec to draw (stage 0, block `block_index`) and the
+    node ids to highlight. SpecError("step") for anything but a whole number."""
     steps = _steps(spec)
-    step = min(max(int(step), 0), len(steps) - 1)
+    step = min(max(_whole(step, len(steps)), 0), len(steps) - 1)
     item = steps[step]
     # the shortcut step draws the first block, whose shortcut is a projection
     index = 0 if "shortcut_conv" in item["highlight"] else block_index(spec)

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 import torch
 
 from . import registry
-from .convert import BOUND_FLOAT32_REL, BOUND_FLOAT64_ABS, convert, randomize_
+from .convert import convert, difference_row, randomize_, rounding_bound
+from .memory import release
 from .network import build_model
 from .spec import ResNeXtSpec, SpecError
+from .timing.errors import TimingError
 
 SCOPES = ("network", "block")
 DTYPES = (torch.float64, torch.float32)
@@ -35,6 +37,11 @@ CONTRAST = {"device": "cpu", "warmup": 1, "iters": 3}
 # "Proof estimates".
 ASK_ABOVE_S = 30.0
 Progress = Callable[[float, str], None]
+
+
+class ProofDeadlineError(TimingError):
+    """prove() stopped at its deadline_s, between forward passes (or in the timing contrast,
+    which raises builder.timing's TimingError)."""
 
 
 @dataclass
@@ -65,17 +72,25 @@ def _check(spec: ResNeXtSpec, scope: str, stage: int, batch_size: int) -> None:
         raise SpecError("batch_size", batch_size, "expected a whole number from 1 to 64")
 
 
-def _row(reference_form, form, dtype, mode, expected, got) -> dict:
-    diff = (expected - got).abs().max().item()
-    scale = expected.abs().max().item() or 1.0
-    rel = diff / scale
-    if dtype == torch.float64:
-        bound, ok, kind = BOUND_FLOAT64_ABS, diff <= BOUND_FLOAT64_ABS, "abs"
-    else:
-        bound, ok, kind = BOUND_FLOAT32_REL, rel <= BOUND_FLOAT32_REL, "rel"
-    return {"from": reference_form, "form": form, "dtype": str(dtype).split(".")[-1],
-            "mode": mode, "max_abs_diff": diff, "rel_error": rel, "bound": bound,
-            "bound_kind": kind, "ok": ok}
+def _row(reference_form, form, dtype, mode, expected, got, bound: dict) -> dict:
+    """builder.convert.difference_row, with bound_kind: the bound is on max |difference|."""
+    return {**difference_row(reference_form, form, dtype, mode, expected, got, bound),
+            "bound_kind": "abs"}
+
+
+def _rows(reference_form, modes, outputs) -> list[dict]:
+    """Rows per dtype, mode and other form, from outputs[dtype, mode][form]: the reference's
+    float32 result against its float64 result bounds the rest (builder.convert.rounding_bound)."""
+    rows = []
+    for dtype in DTYPES:
+        for mode in modes:
+            own64 = outputs[torch.float64, mode][reference_form]
+            own32 = outputs[torch.float32, mode][reference_form]
+            bound = rounding_bound(own64, own32, dtype)
+            now = outputs[dtype, mode]
+            rows += [_row(reference_form, form, dtype, mode, now[reference_form], now[form],
+                          bound) for form in registry.FORMS if form != reference_form]
+    return rows
 
 
 def _steps(modes) -> int:
@@ -92,21 +107,19 @@ def _network_rows(spec, batch_size, seed, modes, report) -> list[dict]:
     generator = torch.Generator().manual_seed(seed + 1)
     batch = torch.randn(batch_size, spec.in_channels, spec.image_size, spec.image_size,
                         generator=generator, dtype=torch.float64)
-    rows = []
+    outputs = {}
     for dtype in DTYPES:
         base = source.to(dtype)
         for mode in modes:
             # fresh conversions per mode: a train-mode pass updates the running statistics
-            outputs = {}
+            outputs[dtype, mode] = {}
             for form in registry.FORMS:
                 report(f"{_name(dtype)}, {mode}: form ({form})")
                 model = convert(base, form).train(mode == "train")
                 with torch.no_grad():
-                    outputs[form] = model(batch.to(dtype))
+                    outputs[dtype, mode][form] = model(batch.to(dtype))
                 del model
-            rows += [_row(spec.form, form, dtype, mode, outputs[spec.form], outputs[form])
-                     for form in registry.FORMS if form != spec.form]
-    return rows
+    return _rows(spec.form, modes, outputs)
 
 
 def _block_rows(spec, stage, batch_size, seed, modes, report) -> list[dict]:
@@ -115,23 +128,22 @@ def _block_rows(spec, stage, batch_size, seed, modes, report) -> list[dict]:
     modules, shape, _ = one_block(spec, stage, seed)
     generator = torch.Generator().manual_seed(seed + 1)
     batch = torch.randn(batch_size, *shape, generator=generator, dtype=torch.float64)
-    rows = []
+    outputs = {}
     for dtype in DTYPES:
         for mode in modes:
-            outputs = {}
+            outputs[dtype, mode] = {}
             for form in registry.FORMS:
                 report(f"{_name(dtype)}, {mode}: form ({form})")
                 block = copy.deepcopy(modules[form]).to(dtype).train(mode == "train")
                 with torch.no_grad():
-                    outputs[form] = block(batch.to(dtype))
-            rows += [_row(spec.form, form, dtype, mode, outputs[spec.form], outputs[form])
-                     for form in registry.FORMS if form != spec.form]
-    return rows
+                    outputs[dtype, mode][form] = block(batch.to(dtype))
+                del block
+    return _rows(spec.form, modes, outputs)
 
 
 def prove(spec: ResNeXtSpec, scope: str = "network", stage: int = 0, batch_size: int = 1,
           seed: int = 0, modes=("eval",), time_forms: bool = True,
-          progress: Progress | None = None) -> Proof:
+          progress: Progress | None = None, deadline_s: float | None = None) -> Proof:
     """Run the proof (and, with `time_forms`, the timing contrast) on the CPU.
 
     Args:
@@ -146,6 +158,11 @@ def prove(spec: ResNeXtSpec, scope: str = "network", stage: int = 0, batch_size:
             decreasing, ending at 1.0; texts name the dtype, BN mode and form being run
             ("float64, eval: form (a)"), then the timing ("timing form (b): iteration 2/3").
             The proof takes the first half of the way when the forms are timed, else all.
+        deadline_s: a limit on the whole run (None: none), checked before each forward pass
+            (ProofDeadlineError) and passed on, as what is left of it, to the timing contrast
+            (TimingError). A forward pass under way is not interrupted.
+
+    Memory is given back to the system at the end (builder.memory.release).
     """
     from .timing import stopwatch
     from .timing import time_forms as timed
@@ -157,29 +174,42 @@ def prove(spec: ResNeXtSpec, scope: str = "network", stage: int = 0, batch_size:
     if progress is not None and not callable(progress):
         raise SpecError("progress", progress,
                         "expected None or a function called with (fraction, text)")
+    if deadline_s is not None and (isinstance(deadline_s, bool) or not isinstance(
+            deadline_s, (int, float)) or not deadline_s > 0):  # NaN fails too
+        raise SpecError("deadline_s", deadline_s, "expected None or a number of seconds above 0")
     share = 0.5 if time_forms else 1.0
     done = [0]
+    elapsed = stopwatch()
 
     def report(text: str) -> None:  # before each forward pass of the proof
+        seconds = elapsed() if deadline_s is not None else 0.0
+        if deadline_s is not None and seconds > deadline_s:
+            raise ProofDeadlineError(
+                f"deadline_s: the proof was stopped after {seconds:.1f} s of the allowed "
+                f"{deadline_s:g} s, before {text} ({done[0]} of {_steps(modes)} forward "
+                "passes done)")
         if progress is not None:
             progress(share * done[0] / _steps(modes), text)
         done[0] += 1
 
-    elapsed = stopwatch()
-    rows = (_network_rows(spec, batch_size, seed, modes, report) if scope == "network"
-            else _block_rows(spec, stage, batch_size, seed, modes, report))
-    proof = Proof(spec, scope, stage, batch_size, rows, seconds=elapsed())
-    if time_forms:
-        def timing_progress(fraction: float, text: str) -> None:
-            progress(share + (1 - share) * fraction, f"timing {text}")
+    try:
+        rows = (_network_rows(spec, batch_size, seed, modes, report) if scope == "network"
+                else _block_rows(spec, stage, batch_size, seed, modes, report))
+        proof = Proof(spec, scope, stage, batch_size, rows, seconds=elapsed())
+        if time_forms:
+            def timing_progress(fraction: float, text: str) -> None:
+                progress(share + (1 - share) * fraction, f"timing {text}")
 
-        proof.timings = timed(spec, block=stage if scope == "block" else None,
-                              batch_size=batch_size,
-                              progress=None if progress is None else timing_progress,
-                              **CONTRAST)
-    elif progress is not None:
-        progress(1.0, "done")
-    return proof
+            left = None if deadline_s is None else max(0.0, deadline_s - elapsed())
+            proof.timings = timed(spec, block=stage if scope == "block" else None,
+                                  batch_size=batch_size, deadline_s=left,
+                                  progress=None if progress is None else timing_progress,
+                                  **CONTRAST)
+        elif progress is not None:
+            progress(1.0, "done")
+        return proof
+    finally:
+        release()  # the models are gone: give their memory back to the system
 
 
 def estimate_seconds(spec: ResNeXtSpec, scope: str = "network", stage: int = 0,

@@ -455,7 +455,7 @@ def timing_chart(results) -> str:
 def proof_table(proof) -> dict:
     data = [[f"({r['form']})", f"({r['from']})", r["dtype"], r["mode"],
              f"{r['max_abs_diff']:.2e}", f"{r['rel_error']:.2e}",
-             f"{r['bound_kind']} ≤ {r['bound']:.0e}", "yes" if r["ok"] else "NO"]
+             f"{r['bound_kind']} ≤ {r['bound']:.2e}", "yes" if r["ok"] else "NO"]
             for r in proof.rows]
     return {"headers": list(PROOF_HEADERS), "data": data}
 

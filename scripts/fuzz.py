@@ -416,7 +416,8 @@ def target_guard(g: Gen):
         try:
             e = check(spec, batch_size, limits, mode, dtype_bytes)
         except ResourceLimitError as exc:
-            if exc.field not in ("params", "memory", "modules", "macs") or "\n" in str(exc):
+            if exc.field not in ("params", "memory", "modules", "build_s", "macs") or (
+                    "\n" in str(exc)):
                 raise Failure(f"guard message: {str(exc)[:200]!r}") from None
             outcome = "refused"
         except SpecError as exc:

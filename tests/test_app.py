@@ -453,12 +453,11 @@ def test_equivalence_within_bounds(client):
     assert {(r[0], r[2], r[3]) for r in rows} == {
         (f, d, m) for f in ("(a)", "(b)") for d in ("float64", "float32")
         for m in ("eval", "train")}
-    for _form, vs, dtype, _mode, diff, rel, bound, equal in rows:
+    for _form, vs, dtype, _mode, diff, _rel, bound, equal in rows:
         assert vs == "(c)" and equal == "yes"
-        if dtype == "float64":
-            assert bound == "abs ≤ 1e-10" and float(diff) <= 1e-10
-        else:
-            assert bound == "rel ≤ 1e-04" and float(rel) <= 1e-4
+        # the bound is measured (8 x the reference's own float32 rounding; builder.convert)
+        assert bound.startswith("abs ≤ ") and float(diff) <= float(bound[6:]), bound
+        assert float(bound[6:]) <= (1e-12 if dtype == "float64" else 1e-4), bound
     assert contrast.startswith("**Equal in math, not in speed.** Form (a) took ")
     assert "RX-8 (4x4d) form (c)" in chart
 

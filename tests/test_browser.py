@@ -265,13 +265,12 @@ def test_equivalence_proof_shows_the_differences(page, app_url):
     rows = table.get_by_role("row")
     expect(rows).to_have_count(5)  # a header; forms (b), (c) against (a) in float64, float32
     for i in range(1, 5):
-        form, vs, dtype, mode, diff, rel, bound, equal = [
+        form, vs, dtype, mode, diff, _rel, bound, equal = [
             text.strip() for text in rows.nth(i).get_by_role("gridcell").all_inner_texts()]
         assert (vs, mode, equal) == ("(a)", "eval", "yes")
-        if dtype == "float64":
-            assert bound == "abs ≤ 1e-10" and float(diff) <= 1e-10
-        else:
-            assert bound == "rel ≤ 1e-04" and float(rel) <= 1e-4
+        # the bound is measured (8 x the reference's own float32 rounding; builder.convert)
+        assert bound.startswith("abs ≤ ") and float(diff) <= float(bound[6:]), bound
+        assert float(bound[6:]) <= (1e-12 if dtype == "float64" else 1e-4), bound
     expect(page.locator("#proof-contrast")).to_contain_text("Equal in math, not in speed.")
 
 

@@ -97,11 +97,25 @@ def test_check_prints_differences_and_exits_0():
         (f, d, m) for f in "bc" for d in ("float64", "float32") for m in ("eval", "train")}
     assert max(r["max_abs_diff"] for r in rows if r["dtype"] == "float64") <= 1e-10
     assert max(r["rel_error"] for r in rows if r["dtype"] == "float32") <= 1e-4
+    assert all(r["ok"] and r["max_abs_diff"] <= r["bound"] for r in rows)
+
+
+def test_check_prints_the_bound_and_why(capsys):
+    """The table names each row's bound (measured from the reference's own rounding) and
+    says why; before, it printed a fixed 'abs <= 1e-10' with no reason."""
+    assert main(["check", "--preset", "resnet18", "--depths", "1", "--image-size", "16",
+                 "-C", "2", "-d", "8"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "float" in line and "yes" in line]
+    assert len(lines) == 8
+    assert all("<= 8 x the reference's own float32 rounding (" in line for line in lines)
+    assert sum(line.endswith(") x 2^-29") for line in lines) == 4
+    assert out.splitlines()[-1].startswith("bound: the forms compute one function")
 
 
 def test_check_exits_1_when_a_bound_is_exceeded(monkeypatch, capsys):
     convert_module = importlib.import_module("builder.convert")  # builder.convert is a function
-    monkeypatch.setattr(convert_module, "BOUND_FLOAT64_ABS", -1.0)  # nothing can meet this
+    monkeypatch.setattr(convert_module, "BOUND_MULTIPLE", -1)  # nothing can meet this
     assert main(["check", "--preset", "resnet18", "--depths", "1", "--image-size", "16",
                  "-C", "2", "-d", "8"]) == 1
     out = capsys.readouterr().out

@@ -369,3 +369,33 @@ def test_cli_check_counts_float64_and_the_batch(capsys):
         assert main(["check", "--preset", "resnet50", "--image-size", "448", "--batch",
                      "128"]) == 2
     assert capsys.readouterr().err == f"error: {info.value}\n"
+
+
+def test_a_build_estimated_over_the_time_limit_is_refused():
+    """C=266, d=1 in form (a) has 29,879 modules, under the 30,000 limit, and took 31 s to
+    build (/build had no time limit). Now its build is estimated from its modules (33 s at
+    BUILD_S_PER_MODULE) and refused against Limits.max_build_s (20 s), naming both."""
+    spec = ResNeXtSpec(cardinality=266, width_per_group=1, form="a")
+    assert guards.count_modules(spec) == 29_879 < Limits().max_modules
+    with mock.patch.object(torch.nn.Module, "__init__", side_effect=AssertionError("built")):
+        with pytest.raises(ResourceLimitError) as info:
+            check(spec)
+    assert str(info.value) == (
+        "build_s: about 32.9 s estimated to build 29,879 modules, the limit is 20 s. Make the "
+        "network smaller (cardinality, width_per_group, depths, image_size) or the batch.")
+    assert info.value.over == [("build_s", 32.9, 20.0)] and info.value.field == "build_s"
+    # a summary costs more per module: resnext50_32x4d in form (a) builds, is not summarised
+    spec = PRESETS["resnext50_32x4d"].replace(form="a")
+    assert check(spec).build_seconds == pytest.approx(3671 * guards.BUILD_S_PER_MODULE)
+    assert check(spec, work="summary").summary_seconds == pytest.approx(9.18, abs=0.01)
+    with pytest.raises(ResourceLimitError, match="^summary_s: about 37.3 s estimated to "
+                                                 "summarise 14,939 modules, the limit is 20 s"):
+        check(PRESETS["resnext101_64x4d"].replace(form="a"), work="summary")
+    with pytest.raises(SpecError, match="^work: 'train' is not allowed"):
+        check(spec, work="train")
+
+
+def test_every_preset_in_every_form_builds_within_the_time_limit():
+    for name, spec in PRESETS.items():
+        for form in FORMS:
+            assert check(spec.replace(form=form)).build_seconds <= Limits().max_build_s, name

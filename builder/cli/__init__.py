@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 
@@ -93,16 +95,36 @@ def spec_from_args(args: argparse.Namespace) -> ResNeXtSpec:
         raise UsageError("--preset and --config both name a base spec; give one")
     spec = PRESETS[args.preset] if args.preset else ResNeXtSpec()
     if args.config:
-        try:
-            with open(args.config, "rb") as handle:
-                text = handle.read(1 << 20)
-        except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise UsageError(f"--config: cannot read {args.config!r}: {reason}") from None
-        spec = ResNeXtSpec.from_json(text)
+        spec = ResNeXtSpec.from_json(read_config(args.config))
     overrides = {info.name: getattr(args, info.name) for info in spec_fields()
                  if getattr(args, info.name, None) is not None}
     return spec.replace(**overrides) if overrides else spec
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config(path: str) -> bytes:
+    """The file's first MAX_CONFIG_BYTES, or UsageError at once where it cannot be read or is
+    not a regular file: open() on a FIFO blocks until a writer comes, /dev/zero never ends.
+    Opened with O_NONBLOCK, and checked again once open, so that a file swapped for a FIFO
+    between the two checks cannot block either."""
+    def refuse(reason: str) -> UsageError:
+        return UsageError(f"--config: cannot read {path!r}: {reason}")
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise refuse("not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
+        raise refuse(getattr(exc, "strerror", None) or str(exc)) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise refuse("not a regular file")
+        try:
+            return handle.read(MAX_CONFIG_BYTES)
+        except OSError as exc:
+            raise refuse(exc.strerror or str(exc)) from None
 
 
 def _fmt(n: int) -> str:
@@ -171,12 +193,12 @@ def cmd_check(spec: ResNeXtSpec, args) -> int:
         print(f"{spec.name}: form ({spec.form}) converted to the other forms, one random "
               f"batch of {args.batch} at {spec.image_size}x{spec.image_size}, {label}")
         print(f"{'form':>4}  {'dtype':>7}  {'mode':>5}  {'max |diff|':>10}  {'rel error':>9}  "
-              f"{'bound':>13}  ok")
+              f"{'bound':>9}  ok  why")
         for r in rows:
-            bound = (f"abs <= {r['bound']:.0e}" if r["dtype"] == "float64"
-                     else f"rel <= {r['bound']:.0e}")
             print(f"{r['form']:>4}  {r['dtype']:>7}  {r['mode']:>5}  {r['max_abs_diff']:10.2e}  "
-                  f"{r['rel_error']:9.2e}  {bound:>13}  {'yes' if r['ok'] else 'NO'}")
+                  f"{r['rel_error']:9.2e}  {r['bound']:9.2e}  {'yes' if r['ok'] else 'NO ':3}"
+                  f" {r['bound_text']}")
+        print(f"bound: {rows[0]['why']}" if rows else "")
     return 0 if all(r["ok"] for r in rows) else 1
 
 
@@ -224,11 +246,37 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread: the run unwinds (finally blocks, torch's threads
+    joined as at any exit) instead of dying inside torch ("terminate called without an active
+    exception")."""
+
+
+def _terminate(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def _on_sigterm():
+    """Install _terminate for SIGTERM (from the main thread only; elsewhere, leave it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    previous = _on_sigterm()
     try:
         args = make_parser().parse_args(argv)
         spec = spec_from_args(args)
         return COMMANDS[args.command][2](spec, args)
+    except Terminated as exc:
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        return exc.code
     except (UsageError, SpecError) as exc:
         # one line whatever the user typed: argparse quotes some arguments as they are
         text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
@@ -237,3 +285,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `python -m builder info | head`
         sys.stderr.close()
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -24,10 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(spec: ResNeXtSpec, args) -> int:
+    """python -m builder summary: torchinfo's table (or --rows, or --json)."""
     # imported here: `info` and the rest work without torchinfo
+    from ..guards import check
     from ..summary import SummaryUnavailable, rows_table, summarize
 
-    """python -m builder summary: torchinfo's table (or --rows, or --json)."""
+    check(spec)  # the app's guard (builder.views.summary): refuse before building
     try:
         result = summarize(spec, depth=args.depth, batch_size=args.batch)
     except SummaryUnavailable as exc:

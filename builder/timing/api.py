@@ -11,6 +11,7 @@ from torch import nn
 from .. import fold, registry
 from ..complexity import network_counts
 from ..convert import convert, randomize_
+from ..memory import release
 from ..network import build_model, stage_plans
 from ..spec import FORMS, ResNeXtSpec
 from . import peak
@@ -68,7 +69,10 @@ def time_model(spec_or_model, settings: TimingSettings | None = None, *,
     """
     _check_progress(progress)
     settings = TimingSettings.of(settings, **overrides)
-    return _time_model(_Run(progress, settings.deadline_s), spec_or_model, settings=settings)
+    try:
+        return _time_model(_Run(progress, settings.deadline_s), spec_or_model, settings=settings)
+    finally:
+        release()  # the timed copies are gone: give their memory back to the system
 
 
 def _time_model(run: _Run, spec_or_model, settings: TimingSettings) -> TimingResult:
@@ -209,18 +213,28 @@ def time_forms(spec: ResNeXtSpec, settings: TimingSettings | None = None, *,
     if block is not None:
         modules, shape, macs = one_block(spec, block, settings.seed)
         paper = stage_plans(spec)[block].paper_name
-        make = {form: (lambda form=form: modules[form]) for form in forms}
+        make = {form: (lambda form=form, modules=modules: modules[form]) for form in forms}
+        del modules
         per_form = {form: TimingSettings.of(settings, input_shape=shape, macs=macs,
                                             name=f"{spec.name} {paper} block form ({form})")
                     for form in forms}
     else:
         torch.manual_seed(settings.seed)
         base = randomize_(build_model(spec.replace(form="c")), settings.seed)
-        make = {form: (lambda form=form: convert(base, form)) for form in forms}
+        make = {form: (lambda form=form, base=base: convert(base, form)) for form in forms}
+        del base
         per_form = dict.fromkeys(forms, settings)
+    try:
+        return _time_forms(run, make, per_form)
+    finally:
+        del make  # the models: give their memory back to the system
+        release()
+
+
+def _time_forms(run, make, per_form) -> list[TimingResult]:
     results = []
-    for index, form in enumerate(forms):
-        part = run.part(index, len(forms), f"form ({form}): ")
+    for index, form in enumerate(per_form):
+        part = run.part(index, len(per_form), f"form ({form}): ")
         part.where = f"the start of form ({form})"
         part.check()  # between forms
         results.append(_time_model(part, make[form](), settings=per_form[form]))
