@@ -260,8 +260,7 @@ def test_equivalence_proof_shows_the_differences(page, app_url):
         "Forms (a), (b) and (c) compute the same function: every difference is float "
         "rounding, within its bound. ResNeXt-5 (2x4d), the whole network")
     table = page.locator("#proof-table")
-    expect(table).to_contain_text("abs ≤ 1e-10")
-    expect(table).to_contain_text("rel ≤ 1e-04")
+    expect(table).to_contain_text("abs ≤ ")  # the bound is measured: checked per row below
     rows = table.get_by_role("row")
     expect(rows).to_have_count(5)  # a header; forms (b), (c) against (a) in float64, float32
     for i in range(1, 5):
