@@ -99,7 +99,7 @@ def layout(page: Page) -> None:
         with gr.Column(scale=3, min_width=340, elem_id="results"):
             page.add("headline", gr.Markdown(views.headline(PRESETS[DEFAULT_PRESET]),
                                              elem_id="headline"))
-            with gr.Tabs(elem_id="views"):
+            with gr.Tabs(elem_id="views", overflow_behavior="wrap"):  # every tab in view
                 for tab in TABS:
                     with gr.Tab(tab.TITLE, id=tab.ID) as item:
                         tab.layout(page)
