@@ -54,7 +54,8 @@ def demo():
 
 def test_every_tab_is_a_module_in_tabs(demo):
     assert [t.ID for t in page.TABS] == ["overview", "block", "network", "summary", "code",
-                                         "timing", "equivalence", "compare", "learn"]
+                                         "weights", "timing", "profile", "equivalence",
+                                         "compare", "learn"]
     registered = {f"/{name}" for name in demo.page.api_names}
     assert registered == page.endpoints()  # every module declares what it wires
     assert {"/build", "/analyze", "/overview", "/summary", "/code", "/onnx", "/time",

@@ -9,10 +9,24 @@ import gradio as gr
 from builder import views
 from builder.spec import PRESETS, SpecError, spec_fields
 
-from . import block, code, compare, controls, equivalence, learn, network, overview, summary, timing
+from . import (
+    block,
+    code,
+    compare,
+    controls,
+    equivalence,
+    learn,
+    network,
+    overview,
+    profile,
+    summary,
+    timing,
+    weights,
+)
 from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
 
-TABS = (overview, block, network, summary, code, timing, equivalence, compare, learn)
+TABS = (overview, block, network, summary, code, weights, timing, profile, equivalence, compare,
+        learn)
 API_NAMES = ("build",)  # this module's own: everything about one spec at once
 
 CSS = """
@@ -85,7 +99,7 @@ def layout(page: Page) -> None:
         with gr.Column(scale=3, min_width=340, elem_id="results"):
             page.add("headline", gr.Markdown(views.headline(PRESETS[DEFAULT_PRESET]),
                                              elem_id="headline"))
-            with gr.Tabs(elem_id="views"):
+            with gr.Tabs(elem_id="views", overflow_behavior="wrap"):  # every tab in view
                 for tab in TABS:
                     with gr.Tab(tab.TITLE, id=tab.ID) as item:
                         tab.layout(page)
