@@ -340,3 +340,43 @@ def test_build():
     assert (out["name"], out["params"]) == ("ResNeXt-50 (64x4d)", 45_192_488)
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         page.build(BAD)
+
+
+# -- issue 16, item 2: what a user typed is shown as text ---------------------------------------
+
+@pytest.mark.parametrize("value, shown", [
+    ('<a href="https://example.invalid/x">Link expired</a>',
+     '&lt;a href="https\\://example.invalid/x"&gt;Link expired&lt;…'),
+    ("<img src=https://example.invalid/p.png>", "&lt;img src=https\\://example.invalid/p.png&gt;"),
+    ("[click](https://example.invalid)", "\\[click\\](https\\://example.invalid)"),
+    ("![x](www.example.invalid/p.png)", "\\!\\[x\\](www\\.example.invalid/p.png)"),
+])
+def test_a_links_markup_is_shown_as_text(value, shown):
+    from urllib.parse import quote
+
+    out = controls.restore("?form=" + quote(value), "resnet50")["error"]["value"]
+    assert out == (f"**The link was not applied.** Block form: “{shown}” is not allowed; "
+                   "expected one of 'a', 'b', 'c'<span class=\"bad-field bad-form\"></span>")
+    message = out.split("<span class=")[0]  # the marker is the page's own
+    assert "<a" not in message and "<img" not in message and "](" not in message.replace(
+        "\\](", "")
+
+
+def test_an_uploaded_config_and_a_spec_json_show_their_values_as_text(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"form": "<img src=x onerror=alert(1)>"}))
+    out = controls.upload_config(str(path), "resnext50_32x4d", "resnet50", 0)["error"]["value"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in out and "<img" not in out
+    with pytest.raises(gr.Error) as caught:
+        overview.overview(json.dumps({"form": "<img src=x>"}), "resnet50")
+    assert "&lt;img src=x&gt;" in caught.value.message and "<img" not in caught.value.message
+    with pytest.raises(gr.Error) as caught:
+        overview.overview(R50.to_json(), "<b>" + "x" * 10_000)
+    assert "<b>" not in caught.value.message and len(caught.value.message) < 400
+
+
+def test_md_text_escapes_markdown_and_html():
+    from ui.common import md_text
+
+    assert md_text("*a* _b_ `c` <i>d</i> & e_f") == (
+        "\\*a\\* \\_b\\_ \\`c\\` &lt;i&gt;d&lt;/i&gt; &amp; e_f")

@@ -7,7 +7,7 @@ import gradio as gr
 from builder import views
 from builder.spec import SpecError
 
-from .common import HEAVY, OUTPUT_DIR, Page, parse_spec_json, slug, write_output
+from .common import HEAVY, OUTPUT_DIR, Page, md_text, parse_spec_json, slug, write_output
 
 TITLE, ID = "Code", "code"
 API_NAMES = ("code", "onnx")
@@ -48,7 +48,8 @@ def onnx(spec_json) -> dict:
         if not path.exists():
             export_onnx(spec, str(path))
     except (ExportUnavailable, SpecError) as exc:
-        return {"onnx_file": gr.update(visible=False), "onnx_message": f"**No ONNX.** {exc}"}
+        return {"onnx_file": gr.update(visible=False),
+                "onnx_message": f"**No ONNX.** {md_text(exc)}"}
     return {"onnx_file": gr.update(value=str(path), visible=True),
             "onnx_message": f"ONNX ready: {views.fmt_bytes(path.stat().st_size)}."}
 

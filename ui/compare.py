@@ -9,7 +9,7 @@ import gradio as gr
 
 from builder import compare, paper
 
-from .common import FAST, Page, browser_secret, parse_spec_json
+from .common import FAST, Page, browser_secret, error_text, parse_spec_json
 
 TITLE, ID = "Compare", "compare"
 API_NAMES = ("pin", "sweep", "clear_pins", "restore_pins", "compare")
@@ -63,8 +63,8 @@ def compare_view(action, spec_json, pins_json, last_times) -> dict:
     elif action == "clear":
         pins = []
     elif action != "show":
-        raise gr.Error(f"action: {action!r} is not allowed; expected pin, sweep, clear or "
-                       "show")
+        raise gr.Error(error_text(f"action: {str(action)[:80]!r} is not allowed; expected pin, "
+                                  "sweep, clear or show"))
     return {"pins_json": json.dumps(pins), "pins_store": pins,
             "compare_table": compare.table(pins), "compare_chart": compare.charts_svg(pins)}
 

@@ -10,7 +10,7 @@ from builder import views
 from builder.spec import PRESETS, SpecError, spec_fields
 
 from . import block, code, compare, controls, equivalence, learn, network, overview, summary, timing
-from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
+from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json, user_error
 
 TABS = (overview, block, network, summary, code, timing, equivalence, compare, learn)
 API_NAMES = ("build",)  # this module's own: everything about one spec at once
@@ -104,7 +104,7 @@ def build(spec_json: str) -> dict:
     try:
         rows = views.summary(spec, 3).to_dict()["rows"]
     except SpecError as exc:
-        raise gr.Error(str(exc), title="Too big to build") from None
+        raise user_error(exc, "Too big to build") from None
     return {"name": spec.name, "spec": spec.to_dict(), "params": total.params,
             "macs": total.macs, "flops": total.flops,
             "block_svg": views.block_svg(spec, 0), "summary_rows": rows,

@@ -9,7 +9,7 @@ import gradio as gr
 from builder import views
 from builder.spec import SpecError
 
-from .common import HEAVY, Page, parse_spec_json
+from .common import HEAVY, Page, md_text, parse_spec_json
 
 TITLE, ID = "Summary", "summary"
 API_NAMES = ("summary",)
@@ -29,7 +29,7 @@ def summary(spec_json, depth) -> dict:
     try:
         result = views.summary(spec, int(depth or 3))
     except SpecError as exc:  # too big to build (builder.guards)
-        return {"summary_totals": f"**No summary.** {exc}", "summary_table": ""}
+        return {"summary_totals": f"**No summary.** {md_text(exc)}", "summary_table": ""}
     table = html.escape(views.summary_text(result), quote=False)
     return {"summary_totals": views.summary_totals(result),
             "summary_table": f'<pre class="summary-table">{table}</pre>'}
