@@ -380,3 +380,48 @@ def test_md_text_escapes_markdown_and_html():
 
     assert md_text("*a* _b_ `c` <i>d</i> & e_f") == (
         "\\*a\\* \\_b\\_ \\`c\\` &lt;i&gt;d&lt;/i&gt; &amp; e_f")
+
+
+# -- issue 16, item 8: without `dot`, everything but the drawings ---------------------------------
+
+@pytest.fixture
+def no_dot(monkeypatch):
+    from builder import graph, views
+
+    def missing(*args, **kwargs):
+        raise graph.GraphvizError("Graphviz's `dot` was not found")
+
+    monkeypatch.setattr(graph, "svg_text", missing)
+    monkeypatch.setattr(graph, "render", missing)
+    for cached in (views.block_svg, views.network_svg, views.graph_png):
+        cached.cache_clear()
+    yield
+    for cached in (views.block_svg, views.network_svg, views.graph_png):
+        cached.cache_clear()
+
+
+def test_build_without_dot_returns_everything_else(no_dot):
+    out = page.build(TINY.to_json())
+    assert out["block_svg"] is None
+    assert out["note"] == "The drawing needs Graphviz: Graphviz's `dot` was not found"
+    from builder import views
+
+    assert (out["params"], out["macs"]) == (count_params(TINY), views.counts(TINY).total.macs)
+    assert len(out["summary_rows"]) > 3 and "class ResNeXt" in out["source"]
+
+
+def test_learn_without_dot_returns_its_text(no_dot):
+    out = learn.learn_step(R50.to_json(), 2)
+    assert out["learn_text"].startswith("### 3/8. One path: a small bottleneck")
+    assert out["learn_text"].endswith("*The drawing needs Graphviz (`dot`), not installed "
+                                      "here.*")
+    assert out["learn_svg"] == ("<p class='graph-error'>The drawing needs Graphviz: "
+                                "Graphviz&#x27;s `dot` was not found</p>")
+
+
+@pytest.mark.parametrize("step", ["abc", float("nan"), float("inf"), 2.5])
+def test_learn_refuses_a_step_that_is_not_whole(step):
+    out = learn.learn_step(R50.to_json(), step)
+    assert out["learn_svg"] == ""
+    assert out["learn_text"].startswith("**Not shown.** ")
+    assert "expected a whole number from 0 to 7" in out["learn_text"]
