@@ -425,3 +425,47 @@ def test_learn_refuses_a_step_that_is_not_whole(step):
     assert out["learn_svg"] == ""
     assert out["learn_text"].startswith("**Not shown.** ")
     assert "expected a whole number from 0 to 7" in out["learn_text"]
+
+
+# -- issue 16: the page calls the library's guards and deadlines ----------------------------------
+
+def test_summary_refuses_what_would_take_too_long():
+    spec = PRESETS["resnext101_64x4d"].replace(form="a")
+    out = summary.summary(spec.to_json(), 3)
+    assert out["summary_table"] == ""
+    assert re.fullmatch(r"\*\*No summary\.\*\* summary_s: about [\d.]+ s estimated to "
+                        r"summarise 14,939 modules, the limit is 20 s\..*", out["summary_totals"])
+
+
+def test_equivalence_passes_the_deadline_and_shows_when_it_stops(monkeypatch):
+    from builder import proof
+    from ui.common import MAX_RUN_S
+
+    seen = {}
+
+    def stopped(*args, **kwargs):
+        seen.update(kwargs)
+        raise proof.ProofDeadlineError("the proof passed its 300 s limit and was stopped")
+
+    monkeypatch.setattr(proof, "prove", stopped)
+    out = equivalence.equivalence(TINY.to_json(), "block", 0, 1, False, False,
+                                  progress=lambda *a, **k: None)
+    assert seen["deadline_s"] == MAX_RUN_S
+    assert out == {"proof_message": "**Not run.** the proof passed its 300 s limit and was "
+                                    "stopped", "proof_confirm": {"visible": False,
+                                                                 "__type__": "update"}}
+
+
+def test_equivalence_shows_each_bound_and_why():
+    out = equivalence.equivalence(TINY.to_json(), "block", 0, 1, False, False,
+                                  progress=lambda *a, **k: None)
+    bounds = out["proof_message"].split("**The bounds.**\n\n", 1)[1]
+    assert bounds.startswith("- float64, eval: <= 8 x the reference's own float32 rounding (")
+    assert "\n- float32, eval: <= 8 x the reference's own float32 rounding (" in bounds
+    assert bounds.count("*Why:* the forms compute one function") == 2
+
+
+def test_compare_refuses_pins_nested_too_deep():
+    with pytest.raises(gr.Error, match="pins: 'JSON text of 60,000 characters' is not "
+                                       "allowed"):
+        compare.pin(TINY.to_json(), "[" * 30_000 + "]" * 30_000, "{}")

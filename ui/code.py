@@ -44,6 +44,7 @@ def onnx(spec_json) -> dict:
 
     spec = parse_spec_json(spec_json)
     path = OUTPUT_DIR / f"{slug(spec)}.onnx"
+
     try:
         if not path.exists():
             export_onnx(spec, str(path))
