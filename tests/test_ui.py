@@ -469,3 +469,57 @@ def test_compare_refuses_pins_nested_too_deep():
     with pytest.raises(gr.Error, match="pins: 'JSON text of 60,000 characters' is not "
                                        "allowed"):
         compare.pin(TINY.to_json(), "[" * 30_000 + "]" * 30_000, "{}")
+
+
+# -- issue 16, item 3: ONNX with its weights in a separate file -----------------------------------
+
+def test_onnx_with_external_data_is_offered_as_one_zip_that_loads(monkeypatch, tmp_path):
+    import zipfile
+
+    import torch
+
+    onnx_lib = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from ui.common import OUTPUT_DIR, slug
+
+    export = torch.onnx.export
+
+    def external(*args, **kwargs):  # what the exporter does above 2 GB, on a tiny model
+        return export(*args, **{**kwargs, "external_data": True})
+
+    monkeypatch.setattr(torch.onnx, "export", external)
+    spec = TINY.replace(num_classes=7)  # a spec no other test exports
+    out = code.onnx(spec.to_json())
+    path = Path(out["onnx_file"]["value"])
+    name = slug(spec)
+    assert path == OUTPUT_DIR / f"{name}.onnx.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == [f"{name}.onnx", f"{name}.onnx.data"]
+        archive.extractall(tmp_path)
+    size = f"{path.stat().st_size / 1e6:,.2f} MB"
+    assert out["onnx_message"] == (
+        f"ONNX ready: one .zip of {size} holding `{name}.onnx` and `{name}.onnx.data` (ONNX "
+        "keeps weights over 2 GB in a separate file): unzip both into one folder, then load "
+        "the .onnx.")
+    model = onnx_lib.load(str(tmp_path / f"{name}.onnx"))  # loads the .data beside it
+    from onnx import numpy_helper
+
+    def weights(onnx_model):
+        return sum(numpy_helper.to_array(t).size for t in onnx_model.graph.initializer)
+
+    monkeypatch.setattr(torch.onnx, "export", export)  # the same model in one file
+    from builder.export import export_onnx
+
+    whole = onnx_lib.load(str(export_onnx(spec, tmp_path / "one-file.onnx")))
+    assert weights(model) == weights(whole) == 28_947  # 30,111 params less the BNs' folded
+    # the export's folder is gone: only the zip is left
+    assert [p.name for p in OUTPUT_DIR.iterdir() if name in p.name] == [path.name]
+
+
+def test_onnx_refuses_weights_over_its_limit():
+    big = json.dumps({"preset": "wide_resnet50_2", "width_per_group": 448, "image_size": 64})
+    out = code.onnx(big)
+    assert out["onnx_message"] == ("**No ONNX.** onnx: '2,500.13 MB of weights' is not "
+                                   "allowed; expected at most 2,500.00 MB for an ONNX "
+                                   "download: make the network smaller")
+    assert out["onnx_file"]["visible"] is False
