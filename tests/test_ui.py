@@ -341,3 +341,186 @@ def test_build():
     assert (out["name"], out["params"]) == ("ResNeXt-50 (64x4d)", 45_192_488)
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         page.build(BAD)
+
+
+# -- issue 16, item 2: what a user typed is shown as text ---------------------------------------
+
+@pytest.mark.parametrize("value, shown", [
+    ('<a href="https://example.invalid/x">Link expired</a>',
+     '&lt;a href="https\\://example.invalid/x"&gt;Link expired&lt;…'),
+    ("<img src=https://example.invalid/p.png>", "&lt;img src=https\\://example.invalid/p.png&gt;"),
+    ("[click](https://example.invalid)", "\\[click\\](https\\://example.invalid)"),
+    ("![x](www.example.invalid/p.png)", "\\!\\[x\\](www\\.example.invalid/p.png)"),
+])
+def test_a_links_markup_is_shown_as_text(value, shown):
+    from urllib.parse import quote
+
+    out = controls.restore("?form=" + quote(value), "resnet50")["error"]["value"]
+    assert out == (f"**The link was not applied.** Block form: “{shown}” is not allowed; "
+                   "expected one of 'a', 'b', 'c'<span class=\"bad-field bad-form\"></span>")
+    message = out.split("<span class=")[0]  # the marker is the page's own
+    assert "<a" not in message and "<img" not in message and "](" not in message.replace(
+        "\\](", "")
+
+
+def test_an_uploaded_config_and_a_spec_json_show_their_values_as_text(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"form": "<img src=x onerror=alert(1)>"}))
+    out = controls.upload_config(str(path), "resnext50_32x4d", "resnet50", 0)["error"]["value"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in out and "<img" not in out
+    with pytest.raises(gr.Error) as caught:
+        overview.overview(json.dumps({"form": "<img src=x>"}), "resnet50")
+    assert "&lt;img src=x&gt;" in caught.value.message and "<img" not in caught.value.message
+    with pytest.raises(gr.Error) as caught:
+        overview.overview(R50.to_json(), "<b>" + "x" * 10_000)
+    assert "<b>" not in caught.value.message and len(caught.value.message) < 400
+
+
+def test_md_text_escapes_markdown_and_html():
+    from ui.common import md_text
+
+    assert md_text("*a* _b_ `c` <i>d</i> & e_f") == (
+        "\\*a\\* \\_b\\_ \\`c\\` &lt;i&gt;d&lt;/i&gt; &amp; e_f")
+
+
+# -- issue 16, item 8: without `dot`, everything but the drawings ---------------------------------
+
+@pytest.fixture
+def no_dot(monkeypatch):
+    from builder import graph, views
+
+    def missing(*args, **kwargs):
+        raise graph.GraphvizError("Graphviz's `dot` was not found")
+
+    monkeypatch.setattr(graph, "svg_text", missing)
+    monkeypatch.setattr(graph, "render", missing)
+    for cached in (views.block_svg, views.network_svg, views.graph_png):
+        cached.cache_clear()
+    yield
+    for cached in (views.block_svg, views.network_svg, views.graph_png):
+        cached.cache_clear()
+
+
+def test_build_without_dot_returns_everything_else(no_dot):
+    out = page.build(TINY.to_json())
+    assert out["block_svg"] is None
+    assert out["note"] == "The drawing needs Graphviz: Graphviz's `dot` was not found"
+    from builder import views
+
+    assert (out["params"], out["macs"]) == (count_params(TINY), views.counts(TINY).total.macs)
+    assert len(out["summary_rows"]) > 3 and "class ResNeXt" in out["source"]
+
+
+def test_learn_without_dot_returns_its_text(no_dot):
+    out = learn.learn_step(R50.to_json(), 2)
+    assert out["learn_text"].startswith("### 3/8. One path: a small bottleneck")
+    assert out["learn_text"].endswith("*The drawing needs Graphviz (`dot`), not installed "
+                                      "here.*")
+    assert out["learn_svg"] == ("<p class='graph-error'>The drawing needs Graphviz: "
+                                "Graphviz&#x27;s `dot` was not found</p>")
+
+
+@pytest.mark.parametrize("step", ["abc", float("nan"), float("inf"), 2.5])
+def test_learn_refuses_a_step_that_is_not_whole(step):
+    out = learn.learn_step(R50.to_json(), step)
+    assert out["learn_svg"] == ""
+    assert out["learn_text"].startswith("**Not shown.** ")
+    assert "expected a whole number from 0 to 7" in out["learn_text"]
+
+
+# -- issue 16: the page calls the library's guards and deadlines ----------------------------------
+
+def test_summary_refuses_what_would_take_too_long():
+    spec = PRESETS["resnext101_64x4d"].replace(form="a")
+    out = summary.summary(spec.to_json(), 3)
+    assert out["summary_table"] == ""
+    assert re.fullmatch(r"\*\*No summary\.\*\* summary_s: about [\d.]+ s estimated to "
+                        r"summarise 14,939 modules, the limit is 20 s\..*", out["summary_totals"])
+
+
+def test_equivalence_passes_the_deadline_and_shows_when_it_stops(monkeypatch):
+    from builder import proof
+    from ui.common import MAX_RUN_S
+
+    seen = {}
+
+    def stopped(*args, **kwargs):
+        seen.update(kwargs)
+        raise proof.ProofDeadlineError("the proof passed its 300 s limit and was stopped")
+
+    monkeypatch.setattr(proof, "prove", stopped)
+    out = equivalence.equivalence(TINY.to_json(), "block", 0, 1, False, False,
+                                  progress=lambda *a, **k: None)
+    assert seen["deadline_s"] == MAX_RUN_S
+    assert out == {"proof_message": "**Not run.** the proof passed its 300 s limit and was "
+                                    "stopped", "proof_confirm": {"visible": False,
+                                                                 "__type__": "update"}}
+
+
+def test_equivalence_shows_each_bound_and_why():
+    out = equivalence.equivalence(TINY.to_json(), "block", 0, 1, False, False,
+                                  progress=lambda *a, **k: None)
+    bounds = out["proof_message"].split("**The bounds.**\n\n", 1)[1]
+    assert bounds.startswith("- float64, eval: <= 8 x the reference's own float32 rounding (")
+    assert "\n- float32, eval: <= 8 x the reference's own float32 rounding (" in bounds
+    assert bounds.count("*Why:* the forms compute one function") == 2
+
+
+def test_compare_refuses_pins_nested_too_deep():
+    with pytest.raises(gr.Error, match="pins: 'JSON text of 60,000 characters' is not "
+                                       "allowed"):
+        compare.pin(TINY.to_json(), "[" * 30_000 + "]" * 30_000, "{}")
+
+
+# -- issue 16, item 3: ONNX with its weights in a separate file -----------------------------------
+
+def test_onnx_with_external_data_is_offered_as_one_zip_that_loads(monkeypatch, tmp_path):
+    import zipfile
+
+    import torch
+
+    onnx_lib = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from ui.common import OUTPUT_DIR, slug
+
+    export = torch.onnx.export
+
+    def external(*args, **kwargs):  # what the exporter does above 2 GB, on a tiny model
+        return export(*args, **{**kwargs, "external_data": True})
+
+    monkeypatch.setattr(torch.onnx, "export", external)
+    spec = TINY.replace(num_classes=7)  # a spec no other test exports
+    out = code.onnx(spec.to_json())
+    path = Path(out["onnx_file"]["value"])
+    name = slug(spec)
+    assert path == OUTPUT_DIR / f"{name}.onnx.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == [f"{name}.onnx", f"{name}.onnx.data"]
+        archive.extractall(tmp_path)
+    size = f"{path.stat().st_size / 1e6:,.2f} MB"
+    assert out["onnx_message"] == (
+        f"ONNX ready: one .zip of {size} holding `{name}.onnx` and `{name}.onnx.data` (ONNX "
+        "keeps weights over 2 GB in a separate file): unzip both into one folder, then load "
+        "the .onnx.")
+    model = onnx_lib.load(str(tmp_path / f"{name}.onnx"))  # loads the .data beside it
+    from onnx import numpy_helper
+
+    def weights(onnx_model):
+        return sum(numpy_helper.to_array(t).size for t in onnx_model.graph.initializer)
+
+    monkeypatch.setattr(torch.onnx, "export", export)  # the same model in one file
+    from builder.export import export_onnx
+
+    whole = onnx_lib.load(str(export_onnx(spec, tmp_path / "one-file.onnx")))
+    assert weights(model) == weights(whole) == 28_947  # 30,111 params less the BNs' folded
+    # the export's folder is gone: only the zip is left
+    assert [p.name for p in OUTPUT_DIR.iterdir() if name in p.name] == [path.name]
+
+
+def test_onnx_refuses_weights_over_its_limit():
+    big = json.dumps({"preset": "wide_resnet50_2", "width_per_group": 448, "image_size": 64})
+    out = code.onnx(big)
+    assert out["onnx_message"] == ("**No ONNX.** onnx: '2,500.13 MB of weights' is not "
+                                   "allowed; expected at most 2,500.00 MB for an ONNX "
+                                   "download: make the network smaller")
+    assert out["onnx_file"]["visible"] is False

@@ -75,12 +75,37 @@ def spec_kwargs(names, values) -> dict:
     return out
 
 
+# -- user-supplied text shown as text ----------------------------------------------------------
+
+# `_` inside a word (batch_size) makes no emphasis and stays as it is
+_MD_SPECIAL = re.compile(r"([\\`*\[\]!#|~$@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|file|data|javascript)(:)|\b(www)(\.)")
+
+
+def md_text(text) -> str:
+    """Any text (a message that echoes what a user typed, a link or a file) as Markdown that
+    renders exactly that text: HTML is escaped (no tag, no image fetched) and Markdown's own
+    syntax is backslash-escaped (no link, image, emphasis or code; no bare URL autolinked)."""
+    out = _MD_SPECIAL.sub(r"\\\1", str(text))
+    out = _AUTOLINK.sub(lambda m: (f"{m[1]}\\:" if m[1] else f"{m[3]}\\."), out)
+    return html.escape(out, quote=False)
+
+
+def error_text(text) -> str:
+    """A gr.Error's message: Gradio's toast shows it as HTML, so HTML is escaped."""
+    return html.escape(str(text), quote=False)
+
+
+def user_error(exc: Exception, title: str) -> gr.Error:
+    return gr.Error(error_text(exc), title=title)
+
+
 def parse_spec_json(spec_json: str) -> ResNeXtSpec:
     """The page's spec (JSON text) or gr.Error naming the bad field."""
     try:
         return ResNeXtSpec.from_json(spec_json)
     except SpecError as exc:
-        raise gr.Error(str(exc), title="Invalid spec") from None
+        raise user_error(exc, "Invalid spec") from None
 
 
 def clamp_stage(spec: ResNeXtSpec, stage) -> int:
@@ -89,7 +114,7 @@ def clamp_stage(spec: ResNeXtSpec, stage) -> int:
 
 
 def not_run(exc: Exception) -> str:
-    return f"**Not run.** {exc}"
+    return f"**Not run.** {md_text(exc)}"
 
 
 def too_long(estimate: float, what: str) -> None:
@@ -157,7 +182,7 @@ def png_file(spec: ResNeXtSpec, dot: str, name: str) -> str:
     try:
         data = views.graph_png(dot)
     except RuntimeError as exc:  # GraphvizError
-        raise gr.Error(str(exc), title="Graphviz") from None
+        raise user_error(exc, "Graphviz") from None
     return write_output(f"{slug(spec)}-{name}.png", data)
 
 

@@ -8,8 +8,9 @@ import json
 import gradio as gr
 
 from builder import compare, paper
+from builder.spec import SpecError
 
-from .common import FAST, Page, browser_secret, parse_spec_json
+from .common import FAST, Page, browser_secret, error_text, parse_spec_json, user_error
 
 TITLE, ID = "Compare", "compare"
 API_NAMES = ("pin", "sweep", "clear_pins", "restore_pins", "compare")
@@ -54,7 +55,10 @@ def hidden(page: Page) -> None:
 def compare_view(action, spec_json, pins_json, last_times) -> dict:
     """Pins: action "pin" (the spec), "sweep" (Table 2 on the spec's template), "clear",
     or "show". Returns the pins (JSON), the table and the charts."""
-    pins = compare.load_pins(pins_json)
+    try:  # pins from the browser or the API: a wrong type, too many, nested too deep
+        pins = compare.load_pins(pins_json)
+    except SpecError as exc:
+        raise user_error(exc, "Pins not read") from None
     times = compare.load_times(last_times)
     if action in ("pin", "sweep"):
         spec = parse_spec_json(spec_json)
@@ -63,8 +67,8 @@ def compare_view(action, spec_json, pins_json, last_times) -> dict:
     elif action == "clear":
         pins = []
     elif action != "show":
-        raise gr.Error(f"action: {action!r} is not allowed; expected pin, sweep, clear or "
-                       "show")
+        raise gr.Error(error_text(f"action: {str(action)[:80]!r} is not allowed; expected pin, "
+                                  "sweep, clear or show"))
     return {"pins_json": json.dumps(pins), "pins_store": pins,
             "compare_table": compare.table(pins), "compare_chart": compare.charts_svg(pins)}
 

@@ -12,7 +12,15 @@ from builder import share, views
 from builder.complexity import matched_width
 from builder.spec import FIELDS, MAX_JSON_BYTES, PRESETS, ResNeXtSpec, SpecError, spec_fields
 
-from .common import DEFAULT_PRESET, FAST, Page, clamp_stage, spec_kwargs, with_signature
+from .common import (
+    DEFAULT_PRESET,
+    FAST,
+    Page,
+    clamp_stage,
+    md_text,
+    spec_kwargs,
+    with_signature,
+)
 
 API_NAMES = ("analyze", "preset", "add_stage", "remove_stage", "upload_config", "restore")
 
@@ -160,7 +168,7 @@ def invalid(exc: SpecError, what: str = "Not applied.") -> dict:
     control, which the page's CSS then outlines (ui.page.field_error_css)."""
     name = views.field_of(exc)
     marker = f'<span class="bad-field bad-{FIELDS[name].control}"></span>' if name else ""
-    return {"error": gr.update(value=f"**{what}** {views.user_message(exc)}{marker}",
+    return {"error": gr.update(value=f"**{what}** {md_text(views.user_message(exc))}{marker}",
                                visible=True)}
 
 

@@ -7,10 +7,12 @@ import gradio as gr
 
 from builder import guards, proof, views
 from builder.spec import SpecError
+from builder.timing import TimingError
 
 from .common import (
     DEVICE,
     DEVICE_LOCK,
+    MAX_RUN_S,
     Page,
     clamp_stage,
     confirmed,
@@ -76,14 +78,32 @@ def equivalence(spec_json, scope, stage, batch_size, train_too, confirmed,
                     f"{spec.name}. Press *Run anyway*, or prove one block (seconds)."),
                 "proof_confirm": gr.update(visible=True,
                                            value=f"Run anyway (about {estimate:,.0f} s)")}
-    with DEVICE_LOCK:
-        result = proof.prove(spec, scope, stage, batch, modes=modes,
-                             progress=lambda fraction, text: progress(fraction, desc=text))
-    return {"proof_message": views.proof_markdown(result),
+    try:
+        with DEVICE_LOCK:
+            result = proof.prove(spec, scope, stage, batch, modes=modes, deadline_s=MAX_RUN_S,
+                                 progress=lambda fraction, text: progress(fraction, desc=text))
+    except TimingError as exc:  # ProofDeadlineError, or the timing contrast's deadline
+        return {"proof_message": not_run(exc), "proof_confirm": gr.update(visible=False)}
+    return {"proof_message": views.proof_markdown(result) + bounds_markdown(result),
             "proof_table": views.proof_table(result),
             "proof_contrast": views.forms_lesson(result.timings),
             "proof_chart": views.timing_chart(result.timings),
             "proof_confirm": gr.update(visible=False)}
+
+
+def bounds_markdown(result) -> str:
+    """Under the verdict: each bound the table applies (one per dtype and BN mode), then why
+    (each reason once)."""
+    lines, whys = {}, {}
+    for row in result.rows:
+        if row.get("bound_text"):
+            lines.setdefault(f"- {row['dtype']}, {row['mode']}: {row['bound_text']}", None)
+        if row.get("why"):
+            whys.setdefault(row["why"], None)
+    if not lines:
+        return ""
+    return ("\n\n**The bounds.**\n\n" + "\n".join(lines)
+            + "".join(f"\n\n*Why:* {why}." for why in whys))
 
 
 equivalence_confirmed = confirmed(equivalence, "The same proof, after its estimate was shown "

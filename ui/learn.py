@@ -6,8 +6,9 @@ from __future__ import annotations
 import gradio as gr
 
 from builder import learn, views
+from builder.spec import SpecError
 
-from .common import FAST, HEAVY, Page, parse_spec_json
+from .common import FAST, HEAVY, Page, graph_error, md_text, parse_spec_json
 
 TITLE, ID = "Learn", "learn"
 API_NAMES = ("learn", "learn_follow", "learn_step")
@@ -39,14 +40,24 @@ def learn_step(spec_json, step) -> dict:
     """Step `step` of the walk-through with this network's numbers, and the block graph
     with the parts it is about highlighted (by node id)."""
     spec = parse_spec_json(spec_json)
-    item = learn.lesson(spec, int(step or 0))
-    svg = learn.highlight_svg(views.block_svg(item["spec"], 0, item["block_index"]),
-                              item["highlight"])
+    try:  # the raw step: lesson refuses anything but a whole number (NaN, "abc")
+        item = learn.lesson(spec, 0 if step is None or step == "" else step)
+    except SpecError as exc:
+        return {"learn_text": f"**Not shown.** {md_text(views.user_message(exc))}",
+                "learn_svg": ""}
     note = learn.drawn_note(spec, item["spec"])
+    try:
+        svg = learn.highlight_svg(views.block_svg(item["spec"], 0, item["block_index"]),
+                                  item["highlight"])
+        drawing, outlined = views.svg_html(svg, item["title"]), True
+    except RuntimeError as exc:  # GraphvizError: the text without its drawing
+        drawing, outlined = graph_error(f"The drawing needs Graphviz: {exc}"), False
     text = (f"### {item['index'] + 1}/{item['count']}. {item['title']}\n\n"
             + (f"*{note}*\n\n" if note else "") + item["text"]
-            + "\n\n<small>The parts this step is about are outlined in red.</small>")
-    return {"learn_text": text, "learn_svg": views.svg_html(svg, item["title"])}
+            + ("\n\n<small>The parts this step is about are outlined in red.</small>"
+               if outlined else "\n\n*The drawing needs Graphviz (`dot`), not installed "
+               "here.*"))
+    return {"learn_text": text, "learn_svg": drawing}
 
 
 def learn_open(spec_json, step) -> dict:

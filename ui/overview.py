@@ -7,7 +7,7 @@ import gradio as gr
 from builder import paper, views
 from builder.spec import PRESETS
 
-from .common import DEFAULT_PRESET, FAST, Page, parse_spec_json
+from .common import DEFAULT_PRESET, FAST, Page, error_text, parse_spec_json
 
 TITLE, ID = "Overview", "overview"
 API_NAMES = ("overview", "table1")
@@ -33,8 +33,8 @@ def overview(spec_json, baseline) -> dict:
     is drawn first: the table takes the page longer to draw than the server to compute.)"""
     spec = parse_spec_json(spec_json)
     if baseline not in PRESETS:
-        raise gr.Error(f"baseline: {baseline!r} is not allowed; expected one of "
-                       f"{', '.join(PRESETS)}")
+        raise gr.Error(error_text(f"baseline: {str(baseline)[:80]!r} is not allowed; expected "
+                                  f"one of {', '.join(PRESETS)}"))
     return {"overview": views.overview_markdown(spec, baseline),
             "stages": views.stage_table(spec),
             "formula": views.formula_markdown(spec, baseline)}

@@ -23,7 +23,7 @@ from . import (
     timing,
     weights,
 )
-from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json
+from .common import DEFAULT_PRESET, OUTPUT_MAX_AGE_S, Page, parse_spec_json, user_error
 
 TABS = (overview, block, network, summary, code, weights, timing, profile, equivalence, compare,
         learn)
@@ -112,17 +112,25 @@ def layout(page: Page) -> None:
 def build(spec_json: str) -> dict:
     """Everything about one spec, given as JSON text (ResNeXtSpec's keys, or
     {"preset": name} plus overrides): name, spec, params, multiply-adds, FLOPs, the block
-    SVG of stage 1, the summary rows (depth 3) and the standalone source."""
+    SVG of stage 1, the summary rows (depth 3) and the standalone source. Without Graphviz,
+    block_svg is null and `note` says why (everything else is there)."""
+    from builder.memory import release
+
     spec = parse_spec_json(spec_json)
     total = views.counts(spec).total
     try:
         rows = views.summary(spec, 3).to_dict()["rows"]
     except SpecError as exc:
-        raise gr.Error(str(exc), title="Too big to build") from None
+        raise user_error(exc, "Too big to build") from None
+    finally:
+        release()  # the summary built the model: give its memory back
+    try:
+        svg, note = views.block_svg(spec, 0), None
+    except RuntimeError as exc:  # GraphvizError: `dot` missing, failed or timed out
+        svg, note = None, f"The drawing needs Graphviz: {exc}"
     return {"name": spec.name, "spec": spec.to_dict(), "params": total.params,
-            "macs": total.macs, "flops": total.flops,
-            "block_svg": views.block_svg(spec, 0), "summary_rows": rows,
-            "source": views.source(spec)}
+            "macs": total.macs, "flops": total.flops, "block_svg": svg, "note": note,
+            "summary_rows": rows, "source": views.source(spec)}
 
 
 # "Start here" opens the Learn tab as a click on its tab would (so its select event fires)

@@ -6,10 +6,10 @@ import html
 
 import gradio as gr
 
-from builder import views
+from builder import guards, views
 from builder.spec import SpecError
 
-from .common import HEAVY, Page, parse_spec_json
+from .common import HEAVY, Page, md_text, parse_spec_json
 
 TITLE, ID = "Summary", "summary"
 API_NAMES = ("summary",)
@@ -25,11 +25,16 @@ def layout(page: Page) -> None:
 
 def summary(spec_json, depth) -> dict:
     """torchinfo's table (with the groups column) and its totals."""
+    from builder.memory import release
+
     spec = parse_spec_json(spec_json)
-    try:
+    try:  # the guard first: a summary that would take longer than the app allows is refused
+        guards.check(spec, work="summary")
         result = views.summary(spec, int(depth or 3))
-    except SpecError as exc:  # too big to build (builder.guards)
-        return {"summary_totals": f"**No summary.** {exc}", "summary_table": ""}
+    except SpecError as exc:  # too big to build, or to summarise in time (builder.guards)
+        return {"summary_totals": f"**No summary.** {md_text(exc)}", "summary_table": ""}
+    finally:
+        release()  # the summary built the model: give its memory back
     table = html.escape(views.summary_text(result), quote=False)
     return {"summary_totals": views.summary_totals(result),
             "summary_table": f'<pre class="summary-table">{table}</pre>'}
