@@ -117,6 +117,16 @@ def not_run(exc: Exception) -> str:
     return f"**Not run.** {md_text(exc)}"
 
 
+def ask_first(prefix: str, what: str, estimate: float, smaller: str) -> dict:
+    """The reply to a CPU run estimated over ASK_ABOVE_S: the message and the confirm button."""
+    return {f"{prefix}_message": (
+                f"**This {what} would take about {estimate:,.0f} s on the CPU** "
+                f"(estimated from its multiply-adds). Press *Run anyway* to start it, "
+                f"or make it smaller: {smaller}."),
+            f"{prefix}_confirm": gr.update(visible=True,
+                                           value=f"Run anyway (about {estimate:,.0f} s)")}
+
+
 def too_long(estimate: float, what: str) -> None:
     """Refuse, even when asked to run anyway, what would hold the device queue far longer than
     MAX_RUN_S (the estimate errs long, up to a few times, so the cap is generous); a run that

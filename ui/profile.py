@@ -25,6 +25,7 @@ from .common import (
     MAX_RUN_S,
     OUTPUT_DIR,
     Page,
+    ask_first,
     confirmed,
     not_run,
     parse_spec_json,
@@ -236,12 +237,7 @@ def profile(spec_json, device, batch_size, dtype, mode, channels_last, forms, it
     except (SpecError, ValueError) as exc:  # TimingSettingError is a ValueError
         return {"profile_message": not_run(exc), "profile_confirm": gr.update(visible=False)}
     if on_cpu and estimate > ASK_ABOVE_S and not confirmed:
-        return {"profile_message": (
-                    f"**This profile would take about {estimate:,.0f} s on the CPU** "
-                    "(estimated from its multiply-adds). Press *Run anyway* to start it, "
-                    "or make it smaller: batch, iterations, one form."),
-                "profile_confirm": gr.update(visible=True,
-                                             value=f"Run anyway (about {estimate:,.0f} s)")}
+        return ask_first("profile", "profile", estimate, "batch, iterations, one form")
     progress(0.0, desc=f"profiling on {settings['device']} (about {estimate:,.0f} s)")
     try:
         with DEVICE_LOCK:

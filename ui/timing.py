@@ -15,6 +15,7 @@ from .common import (
     DEVICE_LOCK,
     MAX_RUN_S,
     Page,
+    ask_first,
     clamp_stage,
     confirmed,
     not_run,
@@ -119,12 +120,7 @@ def time(spec_json, device, batch_size, image_size, dtype, mode, channels_last, 
     except (SpecError, ValueError) as exc:  # TimingSettingError is a ValueError
         return {"time_message": not_run(exc), "time_confirm": gr.update(visible=False)}
     if on_cpu and estimate > ASK_ABOVE_S and not confirmed:
-        return {"time_message": (
-                    f"**This run would take about {estimate:,.0f} s on the CPU** "
-                    "(estimated from its multiply-adds). Press *Run anyway* to start it, "
-                    "or make it smaller: batch, image size, one block."),
-                "time_confirm": gr.update(visible=True,
-                                          value=f"Run anyway (about {estimate:,.0f} s)")}
+        return ask_first("time", "run", estimate, "batch, image size, one block")
     progress(0.0, desc=f"timing on {settings['device']} (about {estimate:,.0f} s)")
     report = {"progress": lambda fraction, text: progress(fraction, desc=text),
               "deadline_s": MAX_RUN_S}

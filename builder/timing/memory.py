@@ -101,12 +101,9 @@ def _measure_one(model, plan, batch_size: int) -> tuple[int, str]:
     dev, held = plan.device, {}
     try:
         _release(dev)
-        generator = torch.Generator().manual_seed(plan.seed)
-        batch = torch.randn(batch_size, *plan.input_shape, generator=generator).to(dev)
-        model = model.to(dev)
-        if plan.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        from .profile import placed  # profile imports this module's caller side lazily too
+
+        model, batch, generator = placed(model, plan, batch_size)
         with _numerics(dev, plan.dtype, plan.cudnn_benchmark):
             if plan.mode == "inference":
                 step = _inference_step(model.eval(), batch, plan, held)

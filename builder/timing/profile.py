@@ -362,6 +362,18 @@ def _check_forms(forms) -> tuple[str, ...] | None:
     return forms
 
 
+def placed(model: nn.Module, plan: _Plan, batch_size: int):
+    """The model and a seeded random batch on the plan's device, channels_last if asked, and
+    the generator, which goes on to draw a training step's labels."""
+    generator = torch.Generator().manual_seed(plan.seed)
+    batch = torch.randn(batch_size, *plan.input_shape, generator=generator).to(plan.device)
+    model = model.to(plan.device)
+    if plan.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    return model, batch, generator
+
+
 def _plan(s: TimingSettings, spec: ResNeXtSpec) -> _Plan:
     dev = s.torch_device
     return _Plan(dev, s.dtype, s.channels_last,
@@ -445,12 +457,7 @@ def _profile_one(run: _Run, model: nn.Module, plan: _Plan, batch_size: int,
                 _reset_compiler()
             _release(dev)
             run.report(0, "building the model and the batch")
-            generator = torch.Generator().manual_seed(plan.seed)
-            batch = torch.randn(batch_size, *plan.input_shape, generator=generator).to(dev)
-            model = model.to(dev)
-            if plan.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            model, batch, generator = placed(model, plan, batch_size)
             with _numerics(dev, plan.dtype, plan.cudnn_benchmark):
                 if plan.mode == "inference":
                     model.eval()
