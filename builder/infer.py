@@ -189,7 +189,11 @@ def _listed(keys: list[str], limit: int = 3) -> str:
 def fit_problem(spec: ResNeXtSpec, state: Mapping) -> str | None:
     """None where the state dict's keys and shapes are exactly build_model(spec)'s; else one
     clause: the missing and unexpected keys (first few, with counts), the first wrong shape."""
-    shapes, wanted = _shapes(state), expected_shapes(spec)
+    return _misfit(expected_shapes(spec), state)
+
+
+def _misfit(wanted: dict[str, tuple[int, ...]], state: Mapping) -> str | None:
+    shapes = _shapes(state)
     missing = [k for k in wanted if k not in shapes]
     unexpected = [k for k in shapes if k not in wanted]
     wrong = next((k for k in wanted if k in shapes and shapes[k] != wanted[k]), None)
@@ -209,10 +213,11 @@ def load_into(spec: ResNeXtSpec, state: Mapping[str, torch.Tensor],
     """build_model(spec) holding `state`, in eval mode. The tensors are taken as they are
     (their dtype kept; no initialisation is run). A state that does not fit is a WeightsError
     in one sentence: what is missing, unexpected and the first wrong shape."""
-    problem = fit_problem(spec, state)  # guarded: refuses a spec too big to build
+    check_resources(spec)  # refuses a spec too big to build
+    model = build_model(spec, device="meta")  # built once: its shapes, then its tensors
+    problem = _misfit({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
     if problem:
         raise WeightsError(source, f"they do not fit {spec.name}, form ({spec.form}): "
                            f"{problem}")
-    model = build_model(spec, device="meta")
     model.load_state_dict(dict(state), strict=True, assign=True)
     return model.eval()

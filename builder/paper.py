@@ -206,7 +206,8 @@ def sweep_chart(specs: list[ResNeXtSpec]) -> str:
 # -- Table 1 ----------------------------------------------------------------------------------
 
 def _sci(n: float, exponent: int) -> str:
-    return f"{n / 10 ** exponent:.1f} × 10{str(exponent).translate(_SUP)}"
+    # no-break spaces: "4.2 × 10⁹" never wraps apart on a narrow screen (issue 13)
+    return f"{n / 10 ** exponent:.1f}\u00a0×\u00a010{str(exponent).translate(_SUP)}"
 
 
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -423,7 +423,8 @@ def timing_row(number: int, result) -> list[str]:
               else fmt_bytes(result.peak_memory_bytes))
     return [str(number), result.name, result.device_label, f"{result.median_ms:,.2f}",
             f"{result.iqr_ms:,.2f}; {result.min_ms:,.2f}–{result.max_ms:,.2f}"
-            + (" (noisy)" if result.noisy else ""),
+            + (" (noisy)" if result.noisy else "")
+            + (" (contended)" if result.contended else ""),
             f"{result.images_per_s:,.1f}", opt(result.tflops, ".3g"),
             opt(result.peak_percent, ".1f"), memory, timing_settings(result)]
 

@@ -116,7 +116,7 @@ def test_analyze_gives_the_numbers_and_the_link(client):
         f"**{count_macs(spec) / 1e9:.2f} G** multiply-adds · "
         f"**{2 * count_macs(spec) / 1e9:.2f} G** FLOPs (= 2 × "
         f"{count_macs(spec) / 1e9:.2f} G multiply-adds; the paper counts one multiply-add as "
-        "one FLOP: 8.0 × 10⁹ in its Table 1's terms) at 224×224")
+        "one FLOP: 8.0\u00a0×\u00a010⁹ in its Table 1's terms) at 224×224")
     assert count_params(spec) == 45_192_488
     assert json.loads(out["spec_json"]) == spec.to_dict()
     assert out["share_query"] == "?preset=resnext50_32x4d&C=64"

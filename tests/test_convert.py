@@ -63,6 +63,24 @@ def test_conversion_keeps_dtype_mode_and_spec():
     assert not convert(source, "c").training
 
 
+@pytest.mark.parametrize("form", "abc")
+def test_a_converted_model_owns_every_tensor(form):
+    """The target is built on meta and assigned the state: nothing may stay on meta, no two
+    tensors may share storage (safetensors refuses that, and one update would move both),
+    none may share the source's, and every parameter still takes a gradient."""
+    source = build_model(SPECS["resnext-bottleneck"].replace(form="b"))
+    target = convert(source, form)
+    tensors = list(target.parameters()) + list(target.buffers())
+    assert {t.device.type for t in tensors} == {"cpu"}
+    pointers = [t.untyped_storage().data_ptr() for t in tensors]
+    assert len(set(pointers)) == len(pointers)
+    theirs = {t.untyped_storage().data_ptr() for t in source.state_dict().values()}
+    assert not theirs & set(pointers)
+    assert all(p.requires_grad and p.is_leaf for p in target.parameters())
+    assert sum(p.numel() for p in target.parameters()) == sum(
+        p.numel() for p in source.parameters())
+
+
 def test_train_mode_updates_running_stats_identically():
     spec = SPECS["resnext-bottleneck"].replace(form="a")
     source = randomize_(build_model(spec, dtype=torch.float64), seed=1)

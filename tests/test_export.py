@@ -683,19 +683,20 @@ def test_onnx_bad_image_size_is_a_spec_error(tmp_path):
         export_onnx(PRESETS["resnet18"], tmp_path / "x.onnx", image_size=4)
 
 
-@pytest.mark.slow  # torch.onnx's exporter traces for some 10-20 s a model on 2 cores
+@pytest.mark.slow  # torch.onnx's exporter traces for some seconds even a small model
 @pytest.mark.filterwarnings("ignore:.*LeafSpec:FutureWarning")  # raised inside torch.onnx
-@pytest.mark.parametrize("name", ["resnet50", "resnext50_32x4d"])
-def test_onnx_export_passes_the_checker_and_computes_the_model(name, tmp_path):
+def test_onnx_export_passes_the_checker_and_computes_the_model(tmp_path):
+    """ResNeXt-50 (32x4d)'s blocks, stem and head, one block per stage (a whole ResNeXt-50
+    took 25-80 s here, mostly onnx's pure-Python reference evaluator)."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     from onnx.reference import ReferenceEvaluator
 
-    spec = PRESETS[name].replace(image_size=32)  # the trace does not depend on the size
+    spec = PRESETS["resnext50_32x4d"].replace(depths=(1, 1, 1, 1), image_size=32)
     model = randomize_(build_model(spec), seed=1).eval()
-    path = export_onnx(spec, str(tmp_path / f"{name}.onnx"), state_dict=model.state_dict())
-    assert path == tmp_path / f"{name}.onnx" and sorted(p.name for p in tmp_path.iterdir()) == [
-        f"{name}.onnx"]  # one file, weights inside
+    path = export_onnx(spec, str(tmp_path / "m.onnx"), state_dict=model.state_dict())
+    assert path == tmp_path / "m.onnx" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.onnx"]  # one file, weights inside
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
 
@@ -706,9 +707,9 @@ def test_onnx_export_passes_the_checker_and_computes_the_model(name, tmp_path):
     assert [(v.name, dims(v)) for v in proto.graph.output] == [("logits", ["batch", 1000])]
     convs = [node for node in proto.graph.node if node.op_type == "Conv"]
     groups = Counter(next((a.i for a in node.attribute if a.name == "group"), 1) for node in convs)
-    modules = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert groups == Counter(m.groups for m in modules)  # resnext50: 16 convs with groups=32
-    assert len(convs) == 53
+    assert groups == Counter({1: 13, 32: 4})  # stem, 3 1x1s per block, 4 shortcuts; 4 grouped
+    assert groups == Counter(m.groups for m in model.modules()
+                             if isinstance(m, torch.nn.Conv2d))
 
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     (logits,) = ReferenceEvaluator(proto).run(None, {"images": images.numpy()})

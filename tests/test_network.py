@@ -58,8 +58,15 @@ def test_outputs_equal_torchvisions(name, form):
     assert (got - expected).abs().max().item() <= 1e-10
 
 
-@pytest.mark.parametrize("form", "abc")
-@pytest.mark.parametrize("name", sorted(PRESETS))
+# Forms (a) and (b) of the 101-layer ResNeXts are left out: their blocks are the 50-layer
+# one's with more of them (form (c) checks their depths), and a meta forward of their 8,000 to
+# 15,000 modules takes 15-30 s each (batch norm's meta kernel runs through Python
+# decompositions).
+SHAPE_CASES = [(name, form) for name in sorted(PRESETS) for form in "abc"
+               if form == "c" or not name.startswith("resnext101")]
+
+
+@pytest.mark.parametrize("name, form", SHAPE_CASES)
 def test_output_shape_every_preset_and_form(name, form):
     spec = PRESETS[name].replace(form=form)
     model = build_model(spec, device="meta")

@@ -78,14 +78,15 @@ def test_table_1_of_resnext50_is_the_papers():
         ["conv4", "14×14", "[1×1, 512; 3×3, 512, C=32; 1×1, 1024] × 6"],
         ["conv5", "7×7", "[1×1, 1024; 3×3, 1024, C=32; 1×1, 2048] × 3"],
         ["", "1×1", "global average pool, 1000-d fc, softmax"],
-        ["# params.", "", "25.0 × 10⁶"],
-        ["FLOPs (multiply-adds, as the paper counts them)", "", "4.2 × 10⁹"]]
-    assert table1(PRESETS["resnet50"])["data"][-1][-1] == "4.1 × 10⁹"  # the paper's figure
+        ["# params.", "", "25.0\u00a0×\u00a010⁶"],
+        ["FLOPs (multiply-adds, as the paper counts them)", "", "4.2\u00a0×\u00a010⁹"]]
+    # the paper's own figure
+    assert table1(PRESETS["resnet50"])["data"][-1][-1] == "4.1\u00a0×\u00a010⁹"
     assert block_shape(PRESETS["resnet50"], 0) == "[1×1, 64; 3×3, 64; 1×1, 256] × 3"
     assert block_shape(PRESETS["resnet18"], 3) == "[3×3, 512; 3×3, 512] × 2"
     assert table1(PRESETS["resnext29_8x64d"])["data"][0] == ["conv1", "32×32",
                                                             "3×3, 64, stride 1"]
-    assert paper_flops(4_228_000_000) == "4.2 × 10⁹"
+    assert paper_flops(4_228_000_000) == "4.2\u00a0×\u00a010⁹"
 
 
 def test_charts_show_every_value_and_their_axes():

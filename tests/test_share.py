@@ -103,7 +103,7 @@ def test_headline_and_overview_numbers():
     assert views.headline(spec) == (
         "**ResNeXt-50 (32x4d)**, form (c) · **25,028,904** parameters · **4.23 G** "
         "multiply-adds · **8.46 G** FLOPs (= 2 × 4.23 G multiply-adds; the paper counts one "
-        "multiply-add as one FLOP: 4.2 × 10⁹ in its Table 1's terms) at 224×224")
+        "multiply-add as one FLOP: 4.2\u00a0×\u00a010⁹ in its Table 1's terms) at 224×224")
     text = views.overview_markdown(spec, "resnet50")
     assert "| parameters | 25,028,904 | 25,557,032 | −528,128 (−2.07%) |" in text
     assert "| FLOPs = 2 × multiply-adds | 8.46 G | 8.18 G |" in text

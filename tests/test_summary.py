@@ -192,8 +192,11 @@ def test_meta_summary_equals_torchinfo_on_a_real_cpu_model(spec):
     _same_as(summarize(spec, depth=depth, batch_size=batch_size), stats, model)
 
 
+# forms (a), (b) only where they build and run quickly on meta (C <= 8, up to 16 blocks): torch's
+# meta batch norm runs through Python, seconds per thousand modules
 META_CASES = [(name, form) for name, form in itertools.product(sorted(PRESETS), "abc")
-              if form == "c" or PRESETS[name].cardinality <= 16]  # (a), (b) of C=32, 64: slow
+              if form == "c" or (PRESETS[name].cardinality <= 8
+                                 and sum(PRESETS[name].depths) <= 16)]
 
 
 @pytest.mark.parametrize("name, form", META_CASES)

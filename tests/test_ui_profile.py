@@ -74,8 +74,20 @@ def test_a_bad_setting_is_not_run():
     assert "\n" not in out["profile_message"]
 
 
-def test_a_long_cpu_profile_asks_first():
+def test_a_long_cpu_profile_asks_first(monkeypatch):
+    """The estimate is fixed: measured, it follows the matmul peak, which a loaded machine
+    measures lower (and an estimate past 900 s is refused outright, the next test)."""
+    monkeypatch.setattr(tab, "_estimate", lambda *args: 123.4)
     big = json.dumps({"preset": "resnext101_64x4d"})
     out = tab.profile(big, "cpu", 2, "fp32", "inference", False, True, 1, False)
-    assert "Run anyway" in out["profile_confirm"]["value"]
-    assert out["profile_message"].startswith("**This profile would take about")
+    assert out["profile_confirm"]["value"] == "Run anyway (about 123 s)"
+    assert out["profile_message"].startswith("**This profile would take about 123 s on the CPU**")
+
+
+def test_a_profile_estimated_past_the_cap_is_refused_even_when_confirmed(monkeypatch):
+    monkeypatch.setattr(tab, "_estimate", lambda *args: 901.0)
+    out = tab.profile(TINY, "cpu", 1, "fp32", "inference", False, True, 1, True)
+    assert out["profile_message"] == (
+        "**Not run.** this profile would take about 901 s (estimated), more than the "
+        "900 s this page starts (a run is stopped after 300 s): make it smaller "
+        "(batch, image size, one block)")

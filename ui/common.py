@@ -132,9 +132,10 @@ def too_long(estimate: float, what: str) -> None:
     MAX_RUN_S (the estimate errs long, up to a few times, so the cap is generous); a run that
     starts is stopped at MAX_RUN_S in any case."""
     if estimate > MAX_RUN_S * ESTIMATE_SLACK:
-        raise SpecError(what, f"about {estimate:,.0f} s", f"expected at most about "
-                        f"{MAX_RUN_S * ESTIMATE_SLACK:,.0f} s (estimated; a run is stopped after "
-                        f"{MAX_RUN_S:,.0f} s): make it smaller (batch, image size, one block)")
+        raise ValueError(f"this {what} would take about {estimate:,.0f} s (estimated), more "
+                         f"than the {MAX_RUN_S * ESTIMATE_SLACK:,.0f} s this page starts (a run "
+                         f"is stopped after {MAX_RUN_S:,.0f} s): make it smaller (batch, image "
+                         f"size, one block)")
 
 
 def graph_error(exc: Exception) -> str:

@@ -70,7 +70,7 @@ def equivalence(spec_json, scope, stage, batch_size, train_too, confirmed,
                      dtype_bytes=8, models=2)
         estimate = proof.estimate_seconds(spec, scope, stage, batch, modes)
         too_long(estimate, "proof")
-    except SpecError as exc:
+    except (SpecError, ValueError) as exc:  # too_long's refusal is a ValueError
         return {"proof_message": not_run(exc), "proof_confirm": gr.update(visible=False)}
     if estimate > proof.ASK_ABOVE_S and not confirmed:
         return {"proof_message": (

@@ -3,6 +3,7 @@ all three side by side. A CPU run estimated to take long waits for "Run anyway".
 
 from __future__ import annotations
 
+import html
 import json
 
 import gradio as gr
@@ -147,6 +148,11 @@ def _shown(run: list, target: ResNeXtSpec, scope, forms, results: list, last_tim
     start = len(results)
     results = [views.timing_row(start + i + 1, r) for i, r in enumerate(run)][::-1] + results
     message = f"Ran on **{run[0].device_label}**; torch {run[0].torch_version}."
+    for result in run:
+        if result.contended:  # the note is the builder's own text, numbers only
+            note = next(n for n in result.notes if n.startswith("contended: "))
+            message += (f"\n\n**{html.escape(result.name, quote=False)}:** "
+                        f"{html.escape(note, quote=False)}")
     if forms:
         message += "\n\n" + views.forms_lesson(run)
     return {"time_message": message,

@@ -128,7 +128,9 @@ def _result(run: _Run, raw: dict, pristine: nn.Module, spec: ResNeXtSpec | None,
         device_type=dev.type, device_name=device_name(dev), torch_version=torch.__version__,
         settings=settings, noisy=stats.noisy, times_ms=raw["times_ms"],
         fold_rel_error=raw["fold_rel_error"], check_median_ms=raw["check_median_ms"],
-        notes=notes, form=_form_of(pristine, spec))
+        notes=notes, form=_form_of(pristine, spec),
+        contention=None if raw["contention"] is None else raw["contention"].to_dict(),
+        contended=raw["contention"] is not None and raw["contention"].contended)
 
 
 def _form_of(pristine: nn.Module, spec: ResNeXtSpec | None) -> str | None:
@@ -174,6 +176,8 @@ def _notes(dev: torch.device, stats: Stats, tflops: float | None, measured: floa
     notes = []
     if dev.type == "cpu":
         notes.append(f"timed on the CPU ({torch.get_num_threads()} threads)")
+    if raw["contention"] is not None and raw["contention"].contended:
+        notes.append(raw["contention"].note())
     if stats.noisy:
         notes.append("noisy: the IQR is at least 10% of the median (other work on this "
                      "machine?); compare medians of repeated runs")

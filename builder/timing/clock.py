@@ -24,10 +24,12 @@ def stopwatch() -> Callable[[], float]:
 
 
 def _time_calls(fn: Callable[[], object], device: torch.device, count: int,
-                between: Callable[[int], None] | None = None) -> list[float]:
+                between: Callable[[int], None] | None = None,
+                clock: Callable[[], float] | None = None) -> list[float]:
     """Milliseconds of each of `count` calls: CUDA events (read after one synchronisation at
-    the end) on a GPU, time.perf_counter on the CPU. `between(i)` runs after call i, outside
-    the timed span (the progress report and the time limit)."""
+    the end) on a GPU, the host clock on the CPU (`clock`, else the module's `_clock`, which a
+    test may replace). `between(i)` runs after call i, outside the timed span (the progress
+    report and the time limit)."""
     if device.type == "cuda":
         with _on_device(device):
             starts = [torch.cuda.Event(enable_timing=True) for _ in range(count)]
@@ -41,11 +43,12 @@ def _time_calls(fn: Callable[[], object], device: torch.device, count: int,
                     between(i)
             torch.cuda.synchronize(device)
             return [start.elapsed_time(end) for start, end in zip(starts, ends, strict=True)]
+    clock = clock or _clock
     times = []
     for i in range(count):
-        begin = _clock()
+        begin = clock()
         fn()
-        times.append((_clock() - begin) * 1e3)
+        times.append((clock() - begin) * 1e3)
         if between is not None:
             between(i)
     return times

@@ -38,6 +38,9 @@ class TimingResult:
     check_median_ms: float | None = None  # torch.utils.benchmark.Timer on the same step
     notes: list[str] = field(default_factory=list)
     form: str | None = None  # the block form timed (a spec's, or a block module's), if known
+    # other work during the timed iterations (builder.timing.contention), None if unmeasured
+    contention: dict | None = None
+    contended: bool = False  # the machine was saturated and other work took cores from it
 
     @property
     def check_ratio(self) -> float | None:

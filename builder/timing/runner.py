@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..fold import fold_bn, relative_error
+from . import contention
 from .clock import _time_calls, stopwatch
 from .devices import _autocast, _numerics, _on_device, _release, _reset_compiler, _sync, device_name
 from .errors import TimingError
@@ -274,7 +275,7 @@ def _attempt_held(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool
     if probe:
         plan = dataclasses.replace(plan, compile=False, cuda_graphs=False, fast=False)
     out = {"fold_rel_error": None, "check_median_ms": None, "peak_memory_bytes": None,
-           "cudagraph_skips": None}
+           "cudagraph_skips": None, "contention": None}
     skips = _cudagraph_skips() if plan.compile and plan.cuda_graphs else None
     units = plan.units
     with _numerics(dev, plan.dtype, plan.cudnn_benchmark):
@@ -320,11 +321,13 @@ def _attempt_held(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool
 
         run.check()
         run.report(plan.warmup / units, f"iteration 1/{plan.iters}")
+        before = contention.snapshot()
         if plan.cross_check and dev.type == "cpu":
             out["times_ms"], out["check_median_ms"] = _interleaved(step, dev, plan.iters,
                                                                    between)
         else:
             out["times_ms"] = _time_calls(step, dev, plan.iters, between)
+        out["contention"] = contention.between(before, contention.snapshot())
         if dev.type == "cuda":
             out["peak_memory_bytes"] = torch.cuda.max_memory_allocated(dev)
         if plan.cross_check and dev.type == "cuda":
