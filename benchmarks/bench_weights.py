@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_weights.py [--preset NAME] [--repeat N]
 
 Writes the checkpoint as .safetensors and .pth in a temporary folder, then times (best of N):
-read_shapes (inspect: the header only), read_state_dict (load), infer_spec, and convert_state
-to each form (load_into + builder.convert), and prints a table for benchmarks/RESULTS.md.
+read_shapes (inspect: the header only), read_state_dict (load), infer_spec, the usual way to
+open a checkpoint (build_model, initialised, then load_state_dict), and convert_state to each
+form (load_into + builder.convert), and prints a table for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main() -> None:
             rows.append((suffix, "inspect (read_shapes)", inspect_s, size))
             rows.append((suffix, "load (read_state_dict)", load_s, size))
             rows.append((suffix, "infer_spec", infer_s, size))
+            # how a checkpoint is usually opened (torchvision's way): the model built and
+            # initialised, then the state loaded into it
+            usual_s, _ = best(lambda s=loaded: build_model(spec).load_state_dict(s), args.repeat)
+            rows.append((suffix, "build_model + load_state_dict (form c)", usual_s, size))
             for form in FORMS:
                 convert_s, _ = best(lambda f=form, s=loaded: convert_state(spec, s, f),
                                     args.repeat)
