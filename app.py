@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-from builder.spec import MAX_JSON_BYTES
+from builder.weights import MAX_WEIGHTS_BYTES
 from ui.common import OUTPUT_DIR  # importing ui sets Gradio's environment (temp dir, proxy)
 from ui.page import CSS, build_demo, theme
 
@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, share=args.share,
-        allowed_paths=[str(OUTPUT_DIR)], max_file_size=MAX_JSON_BYTES * 4,
+        # the largest upload is a checkpoint (capped again before a byte of it is read); a
+        # JSON config is read only up to its own 64 KiB
+        allowed_paths=[str(OUTPUT_DIR)], max_file_size=MAX_WEIGHTS_BYTES,
         theme=theme(), css=CSS, show_error=False,
         # Gradio's run history keeps every event's inputs and outputs (SVGs, the summary,
         # the source) in the browser's localStorage and rewrites all of it after each event:

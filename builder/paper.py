@@ -205,6 +205,14 @@ def sweep_chart(specs: list[ResNeXtSpec]) -> str:
 
 # -- Table 1 ----------------------------------------------------------------------------------
 
+def _table1_number(n: float, exponent: int) -> str:
+    """As Table 1 prints its totals (4.2 × 10⁹), with a smaller power of ten, by thousands,
+    where the paper's would print 0.0 (a small network: 5.4 × 10⁶, not 0.0 × 10⁹)."""
+    while exponent > 0 and n < 10 ** exponent / 10:
+        exponent -= 3
+    return _sci(n, exponent)
+
+
 def _sci(n: float, exponent: int) -> str:
     # no-break spaces: "4.2 × 10⁹" never wraps apart on a narrow screen (issue 13)
     return f"{n / 10 ** exponent:.1f}\u00a0×\u00a010{str(exponent).translate(_SUP)}"
@@ -244,11 +252,13 @@ def table1(spec: ResNeXtSpec) -> dict:
         data.append([plan.paper_name, f"{plan.size_out}×{plan.size_out}", shape])
     data.append(["", "1×1", f"global average pool, {spec.num_classes}-d fc, softmax"])
     total = network_counts(spec).total
-    data.append(["# params.", "", _sci(total.params, 6)])
-    data.append(["FLOPs (multiply-adds, as the paper counts them)", "", _sci(total.macs, 9)])
+    data.append(["# params.", "", _table1_number(total.params, 6)])
+    data.append(["FLOPs (multiply-adds, as the paper counts them)", "",
+                 _table1_number(total.macs, 9)])
     return {"headers": ["stage", "output", spec.name], "data": data}
 
 
 def paper_flops(macs: int) -> str:
-    """Multiply-adds as the paper's Table 1 prints its "FLOPs": 4228000000 -> '4.2 × 10⁹'."""
-    return _sci(macs, 9)
+    """Multiply-adds as the paper's Table 1 prints its "FLOPs": 4228000000 -> '4.2 × 10⁹'
+    (and 5370000 -> '5.4 × 10⁶')."""
+    return _table1_number(macs, 9)

@@ -397,3 +397,59 @@ def test_dark_mode_is_kept_on_reload(page, app_url):
     expect(page.locator("#headline")).to_contain_text("ResNet-18")
     assert page.evaluate("document.body.classList.contains('dark')")
     expect(page).to_have_url(re.compile(r"__theme=dark"))
+
+
+def test_a_checkpoint_is_uploaded_applied_and_converted(page, app_url, tmp_path):
+    """A DataParallel checkpoint nested under "state_dict", as a trainer saves it: its spec is
+    told from its shapes and applied to the controls; converted to form (a) it downloads as
+    safetensors with form (a)'s keys and the same tensors, split per path. A file that is not
+    a state dict is refused in the note, and the controls stay as they were."""
+    import torch
+    from safetensors.torch import load_file
+
+    from builder import build_model, randomize_
+
+    spec = PRESETS["resnext50_32x4d"].replace(cardinality=4, width_per_group=4,
+                                              depths=(1, 1, 1, 1), num_classes=10)
+    state = randomize_(build_model(spec), seed=3).state_dict()
+    checkpoint = tmp_path / "trained.pth"
+    torch.save({"epoch": 7, "state_dict": {f"module.{k}": v for k, v in state.items()}},
+               checkpoint)
+    not_weights = tmp_path / "notes.pth"
+    torch.save([1, 2, 3], not_weights)
+
+    open_page(page, app_url + TINY_LINK, "ResNeXt-5 (2x4d)")
+    page.get_by_role("tab", name="Weights").click()
+    files = page.locator("#weights-file input[type=file]")
+    files.set_input_files(str(not_weights))
+    expect(page.locator("#weights-note")).to_have_text(
+        "Not loaded. notes.pth: not a state dict: the file holds a list, not a mapping of "
+        "names to tensors")
+    expect(page.locator("#headline")).to_contain_text("ResNeXt-5 (2x4d)")
+    expect(page.locator("#weights-apply")).to_be_disabled()
+
+    page.locator("#weights-file").get_by_role("button", name="Clear").click()
+    files.set_input_files(str(checkpoint))
+    note = page.locator("#weights-note")
+    expect(note).to_contain_text(f"trained.pth: {spec.name}, form (c); C = 4, d = 4, depths "
+                                 "1, 1, 1, 1; no preset.")
+    page.locator("#weights-apply").click()
+    expect(page.locator("#headline")).to_contain_text(f"{spec.name}, form (c) · "
+                                                      f"{count_params(spec):,} parameters")
+    expect(page.locator("#cardinality input")).to_have_value("4")
+
+    page.locator("#weights-form").get_by_text("(a)", exact=True).click()
+    page.locator("#weights-convert").click()
+    expect(page.locator("#weights-message")).to_contain_text("Ready: ")
+    with page.expect_download() as download:
+        page.locator("#weights-download").click()
+    saved = tmp_path / "a.safetensors"
+    download.value.save_as(saved)
+    converted = load_file(str(saved))
+    assert set(converted) == set(build_model(spec.replace(form="a"), device="meta")
+                                 .state_dict())
+    # path i's first 1x1 holds rows [4i, 4i + 4) of the grouped model's conv1
+    for i in range(4):
+        assert torch.equal(converted[f"layer1.0.paths.{i}.conv1.weight"],
+                           state["layer1.0.conv1.weight"][4 * i:4 * i + 4])
+    assert torch.equal(converted["fc.weight"], state["fc.weight"])

@@ -87,6 +87,10 @@ def test_table_1_of_resnext50_is_the_papers():
     assert table1(PRESETS["resnext29_8x64d"])["data"][0] == ["conv1", "32×32",
                                                             "3×3, 64, stride 1"]
     assert paper_flops(4_228_000_000) == "4.2\u00a0×\u00a010⁹"
+    # a small network's, by thousands, never "0.0 × 10⁹"
+    assert [paper_flops(n) for n in (420_000_000, 99_000_000, 5_370_000, 12_300, 7)] == [
+        "0.4\u00a0×\u00a010⁹", "99.0\u00a0×\u00a010⁶", "5.4\u00a0×\u00a010⁶",
+        "12.3\u00a0×\u00a010³", "7.0\u00a0×\u00a010⁰"]
 
 
 def test_charts_show_every_value_and_their_axes():
