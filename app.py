@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 
+from builder.memory import freeze_long_lived
 from builder.weights import MAX_WEIGHTS_BYTES
 from ui.common import OUTPUT_DIR  # importing ui sets Gradio's environment (temp dir, proxy)
 from ui.page import CSS, build_demo, theme
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # a plain `kill` (SIGTERM) exits through atexit too, which removes OUTPUT_DIR
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    freeze_long_lived()  # the imports and the page: never collected, never walked again
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, share=args.share,
         # the largest upload is a checkpoint (capped again before a byte of it is read); a

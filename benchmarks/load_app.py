@@ -1,6 +1,7 @@
 """Load test of the running app (issue 7, item 4): many gradio_client sessions at once.
 
     .venv/bin/python benchmarks/load_app.py                    # 20 sessions x 15 builds, 4 timers
+    .venv/bin/python benchmarks/load_app.py --provers 2        # + 2 clients sending proofs
     .venv/bin/python benchmarks/load_app.py --append           # + a section in RESULTS.md
     .venv/bin/python benchmarks/load_app.py --sessions 30 --builds 20 --timers 6 --seed 7
 
@@ -13,6 +14,9 @@ What it does:
   * at the same time `--timers` threads, each with its own Client, sending /time requests at
     once (released together by a barrier, `--rounds` times): CPU, a tiny spec, batch 1 or 2.
     /time has no iteration-count input: the app times its default warm-up + 10 iterations;
+  * and `--provers` threads, each with its own Client, sending /equivalence requests (the
+    proof on the whole network of a tiny spec, eval and train; `--rounds` each), which take
+    the same one-at-a-time device queue as /time;
   * counts requests and failures (any exception, or a result that is not the right answer:
     /build params, MACs and name against builder.complexity, /time not "Ran on ..."), and
     reports p50/p95/max client-side latency per endpoint (submit to result: for /time this
@@ -27,7 +31,9 @@ What it does:
     `python app.py` unwrapped; the check is then not observable and says so;
   * reads the app process's resident memory (VmRSS in /proc/PID/status) after the first 30
     builds and after 300 builds (or after the last build, if fewer), and every 30 builds in
-    between: after 300 must be within 15% of after 30.
+    between: after 300 must be within 15% of after 30; and once more after everything,
+    timings and proofs included (reported, not judged: a timing's model is freed, but the
+    allocator may keep its pages).
 The verdict is PASS only when all of: zero failures, serialised timing, memory within 15%.
 With --append the table goes to benchmarks/RESULTS.md (device, versions, date, load average
 before and after). Exit status 0 on PASS, 1 otherwise.
@@ -73,6 +79,7 @@ MAX_PARAMS = 120_000_000
 MAX_MACS = 20 * 10**9
 TIMING_SPEC = ResNeXtSpec(cardinality=2, width_per_group=4, depths=(1,), stem="cifar",
                           num_classes=10, image_size=16)
+PROOF_SPEC = TIMING_SPEC.replace(cardinality=4, depths=(1, 1))
 
 # Runs inside the app's process (see the module docstring): server-side timing intervals.
 INSTRUMENT = r"""
@@ -244,6 +251,24 @@ def check_time(out, spec: ResNeXtSpec, batch: int) -> str | None:
     return None
 
 
+def proof_args(spec: ResNeXtSpec) -> list:
+    """/equivalence's inputs: spec_json, scope, stage, batch, train too, confirmed."""
+    return [spec.to_json(), "network", 0, 1, True, False]
+
+
+def check_proof(out, spec: ResNeXtSpec) -> str | None:
+    """Why /equivalence's answer is not "the same function" for `spec`, or None."""
+    try:
+        message, rows = out[0], out[1]["data"]
+    except (TypeError, KeyError, IndexError) as exc:
+        return f"unexpected result shape ({exc!r}): {str(out)[:300]}"
+    if not str(message).startswith("**Forms (a), (b) and (c) compute the same function**"):
+        return f"message: {str(message)[:300]}"
+    if len(rows) != 8 or any(row[-1] != "yes" for row in rows):
+        return f"rows: {rows}"
+    return None
+
+
 @dataclass
 class Call:
     endpoint: str
@@ -253,6 +278,7 @@ class Call:
     spec: ResNeXtSpec | None = None
     params: int | None = None  # /build's answer
     processing: tuple[float, float] | None = None  # /time: client-side PROCESSING..done
+    contended: bool = False  # /time: the app marked the run contended by other work
 
 
 @dataclass
@@ -269,6 +295,8 @@ class Load:
     wall_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     done_builds: int = 0
+    provers: int = 0
+    final_rss: int | None = None  # VmRSS KiB after everything, timings and proofs included
 
     @property
     def failures(self) -> list[Call]:
@@ -386,20 +414,47 @@ def timer_session(app: App, load: Load, index: int, batches: list[int],
                     time.sleep(0.01)
                 out = job.result()
                 error = check_time(out, TIMING_SPEC, batch)
+                contended = error is None and "(contended)" in out[1]["data"][0][4]
             except Exception as exc:  # noqa: BLE001
-                error = _describe(exc)
+                error, contended = _describe(exc), False
             end = time.monotonic()
             load.record(Call("/time", name, time.perf_counter() - t0, error, TIMING_SPEC,
-                             processing=(started or end, end)), app.pid)
+                             processing=(started or end, end), contended=contended), app.pid)
     finally:
         if client is not None:
             client.close()
 
 
+def prover_session(app: App, load: Load, index: int, rounds: int, start: threading.Event):
+    from gradio_client import Client
+
+    name = f"prover {index}"
+    try:
+        client = Client(app.url, verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        load.record(Call("/equivalence", name, 0.0, f"Client(): {_describe(exc)}"), app.pid)
+        return
+    start.wait()
+    try:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            try:
+                error = check_proof(client.predict(*proof_args(PROOF_SPEC),
+                                                   api_name="/equivalence"), PROOF_SPEC)
+            except Exception as exc:  # noqa: BLE001
+                error = _describe(exc)
+            load.record(Call("/equivalence", name, time.perf_counter() - t0, error,
+                             PROOF_SPEC), app.pid)
+    finally:
+        client.close()
+
+
 def run_load(app: App, sessions: int = 20, builds: int = 15, timers: int = 4, rounds: int = 3,
-             seed: int = 0) -> Load:
-    """The load itself against a running app: every session and timer in its own thread."""
-    load = Load(sessions, builds, timers, rounds, seed, instrumented=app.timing_log is not None)
+             seed: int = 0, provers: int = 0) -> Load:
+    """The load itself against a running app: every session, timer and prover in its own
+    thread."""
+    load = Load(sessions, builds, timers, rounds, seed, instrumented=app.timing_log is not None,
+                provers=provers)
     jobs = []
     for index in range(sessions):
         rng = random.Random(f"{seed}-session-{index}")
@@ -413,6 +468,8 @@ def run_load(app: App, sessions: int = 20, builds: int = 15, timers: int = 4, ro
     threads += [threading.Thread(target=timer_session,
                                  args=(app, load, i, batches[i], barrier, start),
                                  name=f"timer-{i}") for i in range(timers)]
+    threads += [threading.Thread(target=prover_session, args=(app, load, i, rounds, start),
+                                 name=f"prover-{i}") for i in range(provers)]
     already = len(app.timing_intervals())
     for thread in threads:
         thread.start()
@@ -423,6 +480,7 @@ def run_load(app: App, sessions: int = 20, builds: int = 15, timers: int = 4, ro
         thread.join()
     load.wall_s = time.perf_counter() - t0
     load.server_intervals = app.timing_intervals()[already:]
+    load.final_rss = rss_kib(app.pid)
     return load
 
 
@@ -442,7 +500,7 @@ def pct(values: list[float], q: float) -> float:
 def table(load: Load) -> str:
     rows = ["| endpoint | requests | failures | p50 (s) | p95 (s) | max (s) |",
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for endpoint in ("/build", "/time"):
+    for endpoint in ("/build", "/time", "/equivalence"):
         calls = load.of(endpoint)
         seconds = [c.seconds for c in calls]
         rows.append(f"| {endpoint} | {len(calls)} | {sum(c.error is not None for c in calls)} "
@@ -484,6 +542,9 @@ def verdict_lines(load: Load) -> list[str]:
         f"{len(client_overlaps)} overlapping pairs"
         + (f", largest {max(o[2] for o in client_overlaps) * 1000:.0f} ms"
            if client_overlaps else ""))
+    times = load.of("/time")
+    lines.append(f"- /time results the app marked contended by other work: "
+                 f"{sum(c.contended for c in times)} of {len(times)}")
     memory = load.memory()
     if memory is None:
         lines.append("- resident memory: not measured (no builds)")
@@ -496,6 +557,9 @@ def verdict_lines(load: Load) -> list[str]:
             f"({'within' if load.memory_ok() else 'NOT within'} "
             f"{MEMORY_TOLERANCE:.0%}); every 30 builds: "
             + ", ".join(f"{k / 1024:.0f}" for _, k in load.rss) + " MiB")
+    if load.final_rss is not None:
+        lines.append(f"- app resident memory after everything (the timings and proofs "
+                     f"included): {load.final_rss / 1024:.1f} MiB (reported, not judged)")
     lines.append(f"- verdict: {'PASS' if load.passed() else 'FAIL'}")
     return lines
 
@@ -538,8 +602,11 @@ def section(load: Load, command: str, load_before, load_after, when: dt.datetime
         f"each its own Client and thread; the app's /build concurrency limit is 2) while "
         f"{load.timers} more Clients sent /time at once ({load.rounds} rounds; CPU, "
         f"{TIMING_SPEC.name} at {TIMING_SPEC.image_size}x{TIMING_SPEC.image_size}, batch 1-2, "
-        f"the app's default iterations). Latency is client-side, submit to result; "
-        f"for /time it includes the wait in the device queue.\n\n")
+        f"the app's default iterations)"
+        + (f" and {load.provers} Clients sent /equivalence ({load.rounds} each; the whole "
+           f"network of {PROOF_SPEC.name}, eval and train)" if load.provers else "")
+        + ". Latency is client-side, submit to result; for /time and /equivalence it "
+        "includes the wait in the device queue.\n\n")
     return head + table(load) + "\n\n" + "\n".join(verdict_lines(load)) + "\n"
 
 
@@ -553,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=20, help="concurrent /build clients")
     parser.add_argument("--builds", type=int, default=15, help="/build calls per session")
     parser.add_argument("--timers", type=int, default=4, help="concurrent /time clients")
-    parser.add_argument("--rounds", type=int, default=3, help="/time requests per timer")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="/time requests per timer, /equivalence requests per prover")
+    parser.add_argument("--provers", type=int, default=0, help="concurrent /equivalence clients")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--plain", action="store_true",
                         help="launch app.py without the timing wrapper (serialisation is then "
@@ -572,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app pid {app.pid} at {app.url}; VmRSS {rss_kib(app.pid) / 1024:.1f} MiB idle; "
               f"{args.sessions} sessions x {args.builds} builds, {args.timers} timers x "
               f"{args.rounds} rounds ...", flush=True)
-        load = run_load(app, args.sessions, args.builds, args.timers, args.rounds, args.seed)
+        load = run_load(app, args.sessions, args.builds, args.timers, args.rounds, args.seed,
+                        args.provers)
         alive = app.process.poll() is None
     finally:
         tail = app.log_tail()

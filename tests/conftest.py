@@ -19,6 +19,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_collection_finish(session):
+    """As the app and the CLI do once their imports are done (builder.memory): the full
+    collections after each timing, proof and profile then skip the imported modules."""
+    from builder.memory import freeze_long_lived
+
+    freeze_long_lived()
+
+
 @pytest.fixture(scope="module")
 def app_url():
     """`python app.py --port N` on a free port, once per test module, stopped after it."""

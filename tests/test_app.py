@@ -256,6 +256,29 @@ def test_block_graph_follows_form_and_stage(client):
     assert '<g id="path0_conv1"' in svg_html and ">61 more identical paths<" in svg_html
 
 
+def test_block_graph_takes_every_stage_of_an_eight_stage_spec(client):
+    """The stage radio is created with a preset's four stages; the API still takes stage 4 to
+    7 of a spec that has them (issue 13: "not in the list of choices: [0, 1, 2, 3]")."""
+    spec = TINY.replace(depths=(1,) * 8, image_size=64)
+    for stage in (4, 7):
+        svg_html, _, _ = client.predict(spec.to_json(), stage, api_name="/block_graph")
+        assert f": conv{stage + 2} (layer{stage + 1}), block 1 of 1, form (c)<" in svg_html
+
+
+def test_a_value_outside_a_choice_is_refused_in_one_short_line(client):
+    """Gradio's own refusal echoes the value whole (a megabyte, if sent); ours names the
+    control, shows at most 60 characters of the value and lists the choices."""
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as caught:
+        client.predict(TINY.to_json(), "x" * 2**20, api_name="/block_graph")
+    message = str(caught.value)
+    assert message == ("Stage shown: '" + "x" * 56 + "... is not allowed; expected one of 0, 1, "
+                       "2, 3, 4, 5, 6, 7")
+    with pytest.raises(AppError, match=r"^Depth: 9 is not allowed; expected one of 1, 2, 3, 4$"):
+        client.predict(TINY.to_json(), 9, api_name="/summary")
+
+
 def test_network_graph(client):
     svg_html, svg_path, dot_path = client.predict(R50.to_json(), api_name="/network_graph")
     assert ">25,028,904 parameters, 4.23 G multiply&#45;adds<" in svg_html

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from builder import views
-from builder.spec import PRESETS
+from builder.spec import MAX_STAGES, PRESETS
 
 from .common import (
     DEFAULT_PRESET,
@@ -44,8 +44,10 @@ def graph_view(page: Page, name: str) -> None:
 
 
 def layout(page: Page) -> None:
+    # its choices follow the spec's stages; an API call may name any stage a spec can have
     page.add("stage", gr.Radio(views.stage_choices(PRESETS[DEFAULT_PRESET]), value=0,
-                               label="Stage shown", elem_id="stage"))
+                               label="Stage shown", elem_id="stage"),
+             accepts=range(MAX_STAGES))
     graph_view(page, "block")
 
 

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -247,6 +247,25 @@ def confirmed(fn: Callable, doc: str) -> Callable:
     return run_anyway
 
 
+def _choice_checked(component, preprocess: Callable, accepts: Iterable | None) -> Callable:
+    extra = list(accepts or ())
+    custom = getattr(component, "allow_custom_value", False)
+
+    def checked(payload):
+        values = [value for _, value in component.choices]
+        if payload is None or payload in values or custom:
+            return preprocess(payload)
+        if payload in extra and not isinstance(payload, bool):
+            return payload
+        label = component.label or component.elem_id or "value"
+        shown = SpecError(label, payload, "").args[0].split(" is not allowed")[0]
+        allowed = ", ".join(str(v) for v in values + [v for v in extra if v not in values])
+        raise gr.Error(error_text(f"{shown} is not allowed; expected one of {allowed}"),
+                       print_exception=False)
+
+    return checked
+
+
 class Page:
     """The page's components by name, and its events wired by name: a handler returns
     {output name: value}, which `on` hands Gradio as {component: value}."""
@@ -255,9 +274,15 @@ class Page:
         self.components: dict[str, object] = {}
         self.api_names: list[str] = []
 
-    def add(self, name: str, component):
+    def add(self, name: str, component, accepts: Iterable | None = None):
+        """Name a component. A Radio or Dropdown refuses a value outside its choices in one
+        short line (Gradio's own error echoes the value whole, a megabyte if sent); `accepts`
+        are values it takes besides its first choices (the stage radio's choices follow the
+        spec, but Gradio checks an API call against the choices it was created with)."""
         if name in self.components:
             raise ValueError(f"two components named {name!r}")
+        if isinstance(component, (gr.Radio, gr.Dropdown)):
+            component.preprocess = _choice_checked(component, component.preprocess, accepts)
         self.components[name] = component
         return component
 

@@ -266,6 +266,15 @@ def _on_sigterm():
     return signal.signal(signal.SIGTERM, _terminate)
 
 
+def console() -> int:
+    """`python -m builder` and the `resnext-builder` script: one command in a process of its
+    own, whose imports never need collecting (builder.memory.freeze_long_lived)."""
+    from ..memory import freeze_long_lived
+
+    freeze_long_lived()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
