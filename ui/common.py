@@ -247,23 +247,44 @@ def confirmed(fn: Callable, doc: str) -> Callable:
     return run_anyway
 
 
-def _choice_checked(component, preprocess: Callable, accepts: Iterable | None) -> Callable:
-    extra = list(accepts or ())
-    custom = getattr(component, "allow_custom_value", False)
+ACCEPTS: dict[str, tuple] = {}  # elem_id -> values a choice takes besides its choices
 
-    def checked(payload):
-        values = [value for _, value in component.choices]
-        if payload is None or payload in values or custom:
-            return preprocess(payload)
-        if payload in extra and not isinstance(payload, bool):
-            return payload
-        label = component.label or component.elem_id or "value"
-        shown = SpecError(label, payload, "").args[0].split(" is not allowed")[0]
-        allowed = ", ".join(str(v) for v in values + [v for v in extra if v not in values])
-        raise gr.Error(error_text(f"{shown} is not allowed; expected one of {allowed}"),
-                       print_exception=False)
 
-    return checked
+def _checked(component, payload, preprocess: Callable):
+    """A choice outside the component's choices (and ACCEPTS), refused in one short line:
+    Gradio's own refusal echoes the value whole, a megabyte if one is sent."""
+    values = [value for _, value in component.choices]
+    extra = ACCEPTS.get(component.elem_id, ())
+    if (payload is None or payload in values or getattr(component, "allow_custom_value", False)
+            or isinstance(payload, list)):  # a multiselect's list: Gradio checks each item
+        return preprocess(payload)
+    if payload in extra and not isinstance(payload, bool):
+        return payload
+    label = component.label or component.elem_id or "value"
+    shown = SpecError(label, payload, "").args[0].split(" is not allowed")[0]
+    allowed = ", ".join(str(v) for v in values + [v for v in extra if v not in values])
+    raise gr.Error(error_text(f"{shown} is not allowed; expected one of {allowed}"),
+                   print_exception=False)
+
+
+def _one_line_refusals() -> None:
+    """Every Radio and Dropdown of this process refuses through _checked. Patched on the
+    classes, not the instances: Gradio makes a session's own copy of a component (with its
+    constructor's arguments) whenever an event updates it, and a subclass would have to
+    repeat Gradio's whole constructor signature for its config to carry the label."""
+    for cls in (gr.Radio, gr.Dropdown):
+        original = cls.preprocess
+        if getattr(original, "one_line", False):
+            continue
+
+        def preprocess(self, payload, _original=original):
+            return _checked(self, payload, lambda value: _original(self, value))
+
+        preprocess.one_line = True
+        cls.preprocess = preprocess
+
+
+_one_line_refusals()
 
 
 class Page:
@@ -274,15 +295,14 @@ class Page:
         self.components: dict[str, object] = {}
         self.api_names: list[str] = []
 
-    def add(self, name: str, component, accepts: Iterable | None = None):
-        """Name a component. A Radio or Dropdown refuses a value outside its choices in one
-        short line (Gradio's own error echoes the value whole, a megabyte if sent); `accepts`
-        are values it takes besides its first choices (the stage radio's choices follow the
-        spec, but Gradio checks an API call against the choices it was created with)."""
+    def add(self, name: str, component, accepts: Iterable = ()):
+        """Name a component. `accepts`: values a Radio or Dropdown takes besides its choices
+        (the stage radio's choices follow the spec, but Gradio checks an API call against the
+        choices the session last drew)."""
         if name in self.components:
             raise ValueError(f"two components named {name!r}")
-        if isinstance(component, (gr.Radio, gr.Dropdown)):
-            component.preprocess = _choice_checked(component, component.preprocess, accepts)
+        if accepts:
+            ACCEPTS[component.elem_id] = tuple(accepts)
         self.components[name] = component
         return component
 
