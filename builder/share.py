@@ -25,6 +25,7 @@ from .spec import FIELDS, PRESETS, ResNeXtSpec, SpecError, spec_fields
 KEYS = {info.key: info.name for info in spec_fields()}
 FIELD_KEYS = {field: key for key, field in KEYS.items()}
 VIEW_KEYS = ("stage", "baseline")  # what the page shows, not what the network is
+AUTO_BASELINE = "auto"  # the spec's C = 1 counterpart (builder.views.template_baseline)
 MAX_QUERY_CHARS = 2000
 _INT = re.compile(r"[0-9]{1,9}")
 _BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -74,9 +75,10 @@ def to_query(spec: ResNeXtSpec, preset: str | None = None, stage: int = 0,
             pairs.append((key, _encode(value)))
     if stage:
         pairs.append(("stage", str(stage)))
-    if baseline is not None:
+    if baseline is not None and baseline != AUTO_BASELINE:  # auto, the default, goes unsaid
         if baseline not in PRESETS:
-            raise SpecError("baseline", baseline, f"expected one of {', '.join(PRESETS)}")
+            raise SpecError("baseline", baseline, f"expected {AUTO_BASELINE} or one of "
+                            f"{', '.join(PRESETS)}")
         pairs.append(("baseline", baseline))
     return urlencode(pairs, safe=",")
 
@@ -130,8 +132,8 @@ def from_query(query: str | Mapping[str, str]) -> SharedView:
             stage = int(text)
         elif key == "baseline":
             baseline = text.strip()
-            if baseline not in PRESETS:
-                raise SpecError("baseline", baseline, "expected one of "
+            if baseline != AUTO_BASELINE and baseline not in PRESETS:
+                raise SpecError("baseline", baseline, f"expected {AUTO_BASELINE} or one of "
                                 f"{', '.join(PRESETS)} (link key baseline)")
     spec = ResNeXtSpec.from_dict(data)
     if stage >= len(spec.depths):

@@ -14,9 +14,13 @@ from functools import lru_cache
 from .complexity import NetworkCounts, network_counts
 from .network import describe
 from .registry import FORMS
+from .share import AUTO_BASELINE
 from .spec import FIELDS, LIMITS, PRESETS, ResNeXtSpec, SpecError
 
-DEFAULT_BASELINE = "resnet50"
+DEFAULT_BASELINE = AUTO_BASELINE  # the spec's own template with one 64-d path
+AUTO_LABEL = "its C = 1 counterpart"
+# the baseline control's choices: (label, value)
+BASELINE_CHOICES = [(f"auto: {AUTO_LABEL}", AUTO_BASELINE), *((n, n) for n in PRESETS)]
 STAGE_HEADERS = ["stage", "blocks", "in", "width C×d", "d", "out", "size", "params",
                  "multiply-adds", "% params"]
 
@@ -170,11 +174,28 @@ def counts(spec: ResNeXtSpec) -> NetworkCounts:
     return network_counts(spec)
 
 
+def template_baseline(spec: ResNeXtSpec) -> ResNeXtSpec:
+    """The spec's own template with one path of the paper's base width, 64-d (form (c)): the
+    baseline the paper sets each ResNeXt against. ResNeXt-50 (32x4d)'s is ResNet-50,
+    ResNeXt-101's ResNet-101, and a CIFAR ResNeXt-29's the CIFAR ResNet-29 (1x64d), so that
+    a CIFAR spec is never compared with an ImageNet network."""
+    return spec.replace(cardinality=1, width_per_group=64, form="c", zero_init_residual=False)
+
+
 def baseline_spec(name: str, spec: ResNeXtSpec) -> ResNeXtSpec:
-    """The baseline preset, at the spec's image size (so multiply-adds compare like for like)."""
+    """The baseline: "auto" (template_baseline), or a preset at the spec's image size (so
+    multiply-adds compare like for like)."""
+    if name == AUTO_BASELINE:
+        return template_baseline(spec)
     if name not in PRESETS:
-        raise SpecError("baseline", name, f"expected one of {', '.join(PRESETS)}")
+        raise SpecError("baseline", name, f"expected {AUTO_BASELINE} or one of "
+                        f"{', '.join(PRESETS)}")
     return PRESETS[name].replace(image_size=spec.image_size)
+
+
+def baseline_label(name: str, spec: ResNeXtSpec) -> str:
+    """'ResNet-29 (its C = 1 counterpart)' or 'ResNet-50 (resnet50)'."""
+    return f"{baseline_spec(name, spec).name} ({AUTO_LABEL if name == AUTO_BASELINE else name})"
 
 
 def flops_note(macs: int) -> str:
@@ -214,7 +235,7 @@ def overview_markdown(spec: ResNeXtSpec, baseline: str = DEFAULT_BASELINE) -> st
              f"{FORMS[spec.form].description}. "
              f"Input {spec.in_channels}×{spec.image_size}×"
              f"{spec.image_size}, {spec.num_classes} classes.", "",
-             f"| | this network | baseline: {base.name} ({baseline}) | change |",
+             f"| | this network | baseline: {baseline_label(baseline, spec)} | change |",
              "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {a} | {b} | {d} |" for name, a, b, d in rows]
     notes = describe(spec)[1:]

@@ -109,6 +109,40 @@ def test_headline_and_overview_numbers():
     assert "| FLOPs = 2 × multiply-adds | 8.46 G | 8.18 G |" in text
 
 
+@pytest.mark.parametrize("name, counterpart", [
+    ("resnext50_32x4d", "resnet50"), ("resnext101_64x4d", "resnet101"),
+    ("wide_resnet50_2", "resnet50"), ("resnet18", "resnet18")])
+def test_the_default_baseline_is_the_specs_own_template(name, counterpart):
+    """ResNeXt-50's C = 1 counterpart is torchvision's ResNet-50, to the parameter."""
+    spec = PRESETS[name]
+    base = views.baseline_spec(views.DEFAULT_BASELINE, spec)
+    assert views.DEFAULT_BASELINE == "auto"
+    assert base.name == PRESETS[counterpart].name
+    assert views.counts(base).total.params == views.counts(PRESETS[counterpart]).total.params
+
+
+def test_a_cifar_spec_is_compared_with_the_cifar_resnet_not_resnet50():
+    """Issue 13: against resnet50 a ResNeXt-29 showed "+6200%" multiply-adds, and keeping the
+    complexity solved its d against an ImageNet network."""
+    spec = PRESETS["resnext29_8x64d"]
+    base = views.baseline_spec("auto", spec)
+    assert base == spec.replace(cardinality=1, width_per_group=64)
+    assert (base.name, base.stem, base.depths, base.num_classes) == ("ResNet-29", "cifar",
+                                                                     (3, 3, 3), 10)
+    text = views.overview_markdown(spec)
+    mine, theirs = views.counts(spec).total, views.counts(base).total
+    assert "| | this network | baseline: ResNet-29 (its C = 1 counterpart) | change |" in text
+    assert (f"| parameters | {mine.params:,} | {theirs.params:,} | "
+            f"+{mine.params - theirs.params:,} (+{mine.params / theirs.params - 1:.2%}) |"
+            in text)
+    # equal complexity at C = 8 (the 1x64d block's 256·64 + 9·64² + 64·256 = 69,632 weights):
+    # 8 × (256·d + 9·d² + d·256) = 69,632 gives d = 13.7, rounded to 14
+    assert matched_width(spec, base) == 14
+    assert "ResNet-50" not in text
+    # another baseline may still be picked
+    assert "baseline: ResNet-50 (resnet50)" in views.overview_markdown(spec, "resnet50")
+
+
 def test_stage_table_rows_add_up():
     spec = PRESETS["resnext101_64x4d"]
     table = views.stage_table(spec)
@@ -197,7 +231,11 @@ def test_baseline_travels_in_the_link():
     assert query == "preset=resnext50_32x4d&baseline=resnet101"
     assert from_query(query) == SharedView(spec, "resnext50_32x4d", 0, "resnet101")
     assert from_query("preset=resnet18").baseline is None
-    with pytest.raises(SpecError, match=r"^baseline: 'vgg16' is not allowed; expected one of "):
+    # auto, the default, is never written, and read where a link has it
+    assert to_query(spec, "resnext50_32x4d", baseline="auto") == "preset=resnext50_32x4d"
+    assert from_query("preset=resnet18&baseline=auto").baseline == "auto"
+    with pytest.raises(SpecError, match=r"^baseline: 'vgg16' is not allowed; expected auto or "
+                       r"one of "):
         from_query("preset=resnet18&baseline=vgg16")
     with pytest.raises(SpecError, match=r"^baseline: 'vgg16' is not allowed"):
         to_query(spec, baseline="vgg16")

@@ -119,6 +119,13 @@ def test_stages_presets_links_and_configs(tmp_path):
     out = controls.restore("?preset=resnet18&C=2&form=a&stage=1", "resnet50")
     assert (out["preset"], out["cardinality"], out["form"], out["block"]) == (
         "resnet18", 2, "a", "basic")
+    # a link without a baseline: the spec's own C = 1 counterpart, which the link leaves out
+    out = controls.restore("?preset=resnext29_8x64d", "resnet50")
+    assert out["baseline"] == "auto" and out["share_query"] == "?preset=resnext29_8x64d"
+    from ui import overview
+
+    shown = overview.overview(out["spec_json"], out["baseline"])["overview"]
+    assert "baseline: ResNet-29 (its C = 1 counterpart)" in shown
     out = controls.restore("?preset=resnet18&form=z", "resnet50")
     assert out["error"]["value"].startswith("**The link was not applied.** Block form: “z” is not "
                                            "allowed")

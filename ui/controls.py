@@ -123,7 +123,7 @@ def _keep_row(page: Page) -> None:
     with gr.Row(equal_height=True):
         page.add("keep", gr.Checkbox(False, label="Keep the baseline's complexity",
                                      info="solve d for this C", elem_id="keep", min_width=140))
-        page.add("baseline", gr.Dropdown(list(PRESETS), value=views.DEFAULT_BASELINE,
+        page.add("baseline", gr.Dropdown(views.BASELINE_CHOICES, value=views.DEFAULT_BASELINE,
                                          label="Baseline", info="kept, and compared against",
                                          elem_id="baseline", min_width=140))
 
@@ -141,7 +141,7 @@ def _stage_buttons(page: Page) -> None:
 def refresh(spec: ResNeXtSpec, preset, baseline, stage, keep_complexity) -> dict:
     """Every fast output for a valid spec."""
     stage = clamp_stage(spec, stage)
-    kept = baseline if baseline in PRESETS and baseline != views.DEFAULT_BASELINE else None
+    kept = baseline if baseline in PRESETS else None  # "auto", the default, goes unsaid
     return {
         "error": gr.update(value="", visible=False),
         "headline": views.headline(spec),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from builder import paper, views
-from builder.spec import PRESETS
+from builder.spec import PRESETS, SpecError
 
 from .common import DEFAULT_PRESET, FAST, Page, error_text, parse_spec_json
 
@@ -32,9 +32,10 @@ def overview(spec_json, baseline) -> dict:
     formula with the numbers filled in. (Apart from the headline, so that the headline
     is drawn first: the table takes the page longer to draw than the server to compute.)"""
     spec = parse_spec_json(spec_json)
-    if baseline not in PRESETS:
-        raise gr.Error(error_text(f"baseline: {str(baseline)[:80]!r} is not allowed; expected "
-                                  f"one of {', '.join(PRESETS)}"))
+    try:
+        views.baseline_spec(baseline, spec)  # "auto" or a preset
+    except SpecError as exc:
+        raise gr.Error(error_text(exc)) from None
     return {"overview": views.overview_markdown(spec, baseline),
             "stages": views.stage_table(spec),
             "formula": views.formula_markdown(spec, baseline)}
