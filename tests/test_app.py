@@ -72,7 +72,7 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
-def controls(spec, preset="resnext50_32x4d", keep=False, baseline="resnet50", stage=0):
+def controls(spec, preset="resnext50_32x4d", keep=False, baseline="auto", stage=0):
     """The positional inputs of /analyze, /add_stage and /remove_stage."""
     return [preset, spec.cardinality, spec.width_per_group,
             ", ".join(str(d) for d in spec.depths), spec.form, spec.block, spec.stem,
@@ -168,7 +168,7 @@ def test_invalid_input_shows_the_message_and_changes_nothing_else(client, change
 
 
 def test_preset_fills_every_control(client):
-    out = named(client.predict("resnext29_8x64d", "resnet50", 2, api_name="/preset"),
+    out = named(client.predict("resnext29_8x64d", "auto", 2, api_name="/preset"),
                 EVERYTHING)
     assert (value(out["cardinality"]), value(out["width"]), out["depths"], out["stem"],
             out["num_classes"], out["image_size"]) == (8, 64, "3, 3, 3", "cifar", 10, 32)
@@ -203,7 +203,7 @@ def test_restore_from_a_link(client):
                                api_name="/restore"), restored)
     assert (out["preset"], value(out["cardinality"]), out["form"], out["block"],
             out["stage"]["value"], out["baseline"]) == ("resnet18", 2, "a", "basic", 1,
-                                                         "resnet50")
+                                                         "auto")
     assert out["share_query"] == "?preset=resnet18&C=2&form=a&stage=1"
     assert out["error"]["visible"] is False
     out = named(client.predict("?preset=resnext50_32x4d&baseline=resnet101", "resnet50",
@@ -223,21 +223,21 @@ def test_upload_config(client, tmp_path):
 
     good = tmp_path / "config.json"
     good.write_text(json.dumps({"preset": "resnext29_8x64d", "form": "b", "depths": [2, 2]}))
-    out = named(client.predict(handle_file(str(good)), "resnet50", "resnet50", 0,
+    out = named(client.predict(handle_file(str(good)), "resnet50", "auto", 0,
                                api_name="/upload_config"), EVERYTHING)
     assert (out["form"], out["depths"], value(out["cardinality"])) == ("b", "2, 2", 8)
     assert out["share_query"] == "?preset=resnet50&C=8&depths=2,2&form=b&stem=cifar" \
                                  "&classes=10&size=32"
     bad = tmp_path / "bad.json"
     bad.write_text('{"cardinality": "32"}')
-    out = named(client.predict(handle_file(str(bad)), "resnet50", "resnet50", 0,
+    out = named(client.predict(handle_file(str(bad)), "resnet50", "auto", 0,
                                api_name="/upload_config"), EVERYTHING)
     assert out["error"]["value"] == ("**Config not applied.** Cardinality C: “32” is not "
                                      "allowed; expected a whole number from 1 to 4096"
                                      '<span class="bad-field bad-cardinality"></span>')
     big = tmp_path / "big.json"
     big.write_text('{"form": "a"' + " " * 70_000 + "}")
-    out = named(client.predict(handle_file(str(big)), "resnet50", "resnet50", 0,
+    out = named(client.predict(handle_file(str(big)), "resnet50", "auto", 0,
                                api_name="/upload_config"), EVERYTHING)
     assert "expected at most 65536 characters of JSON" in out["error"]["value"]
 

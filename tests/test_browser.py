@@ -104,7 +104,13 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
         "ResNeXt-101 (64x4d), form (c) · 83,455,272 parameters · 15.46 G multiply-adds · "
         "30.92 G FLOPs (= 2 × 15.46 G multiply-adds; the paper counts one multiply-add as "
         "one FLOP: 15.5 × 10⁹ in its Table 1's terms)")
-    expect(page.locator("#overview")).to_contain_text("+57,898,240 (+226.55%)")
+    # against its own C = 1 counterpart, ResNet-101 (the default baseline)
+    mine, theirs = PRESETS["resnext101_64x4d"], PRESETS["resnet101"]
+    grown = count_params(mine) - count_params(theirs)
+    expect(page.locator("#overview")).to_contain_text(
+        "baseline: ResNet-101 (its C = 1 counterpart)")
+    expect(page.locator("#overview")).to_contain_text(
+        f"+{grown:,} (+{100 * grown / count_params(theirs):.2f}%)")
 
     page.locator("#cardinality input").fill("16")
     spec = PRESETS["resnext101_64x4d"].replace(cardinality=16)

@@ -38,7 +38,7 @@ PAGE_MESSAGE = ("Cardinality C: 0 is not allowed; expected a whole number from 1
                 '<span class="bad-field bad-cardinality"></span>')
 
 
-def control_args(spec, preset="resnext50_32x4d", keep=False, baseline="resnet50", stage=0):
+def control_args(spec, preset="resnext50_32x4d", keep=False, baseline="auto", stage=0):
     """analyze's positional inputs, in the page's order of the spec's controls."""
     values = {"depths": ", ".join(str(d) for d in spec.depths)}
     return [preset, *(values.get(n, getattr(spec, n)) for n in controls.field_order()),
