@@ -328,11 +328,14 @@ class Load:
         return out
 
     def serialised(self) -> bool | None:
-        """No two server-side timing runs overlap; None when not observable (--plain)."""
+        """No two server-side timing runs overlap, and every /time and /equivalence request
+        made one (a proof ends in its timing contrast, time_forms); None when not observable
+        (--plain)."""
         if not self.instrumented:
             return None
         intervals = [(r["start"], r["end"]) for r in self.server_intervals]
-        return len(intervals) == len(self.of("/time")) and not self.overlaps(intervals)
+        expected = len(self.of("/time")) + len(self.of("/equivalence"))
+        return len(intervals) == expected and not self.overlaps(intervals)
 
     def memory(self) -> tuple[int, int, int, float] | None:
         """(builds at first, KiB, builds at last, relative change)."""
@@ -529,7 +532,8 @@ def verdict_lines(load: Load) -> list[str]:
         lines.append(
             f"- timing serialised (server-side, time.monotonic() at entry and exit of "
             f"builder.timing in the app process): {'yes' if serial else 'NO'}; "
-            f"{len(intervals)} runs logged for {len(load.of('/time'))} /time requests, "
+            f"{len(intervals)} runs logged for {len(load.of('/time'))} /time and "
+            f"{len(load.of('/equivalence'))} /equivalence requests, "
             f"{len(overlaps)} overlapping pairs"
             + (f", smallest gap between runs {min(gaps) * 1000:.1f} ms" if gaps else "")
             + (f", largest overlap {max(o[2] for o in overlaps) * 1000:.1f} ms"
