@@ -260,11 +260,10 @@ def _checked(component, payload, preprocess: Callable):
         return preprocess(payload)
     if payload in extra and not isinstance(payload, bool):
         return payload
-    label = component.label or component.elem_id or "value"
-    shown = SpecError(label, payload, "").args[0].split(" is not allowed")[0]
     allowed = ", ".join(str(v) for v in values + [v for v in extra if v not in values])
-    raise gr.Error(error_text(f"{shown} is not allowed; expected one of {allowed}"),
-                   print_exception=False)
+    refusal = SpecError(component.label or component.elem_id or "value", payload,
+                        f"expected one of {allowed}")  # its value shown as spec errors show it
+    raise gr.Error(error_text(refusal), print_exception=False)
 
 
 def _one_line_refusals() -> None:
