@@ -78,7 +78,11 @@ def test_a_timing_beside_busy_threads_is_marked_contended(monkeypatch):
             worker.join()
     found = result.contention
     assert found["seconds"] >= C.MIN_SECONDS, found  # long enough to be judged
-    assert found["other_threads_cores"] >= 0.5, found
+    # the threads are counted: alone here they take well over a core, but the suite's other
+    # worker shares the 2 cores (measured 0.48 of a core for them then, 1.27 for it), so the
+    # bound is 0.2; the verdict needs other work >= 0.5 core in all
+    assert found["other_threads_cores"] >= 0.2, found
+    assert found["other_threads_cores"] + found["other_processes_cores"] >= 0.5, found
     assert result.contended and result.to_dict()["contended"] is True
     assert [n for n in result.notes if n.startswith("contended: ")] and "contended: " in (
         result.summary())
