@@ -88,9 +88,13 @@ class AggregatedBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    @staticmethod
+    def aggregate(outputs) -> torch.Tensor:  # the paths' outputs, as they come
+        return sum(outputs)  # one path at a time: two outputs held, not C
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = sum(path(x) for path in self.paths)  # aggregate: C x (N, out, H/s, W/s)
+        out = self.aggregate(path(x) for path in self.paths)  # C x (N, out, H/s, W/s)
         out = self.bn3(out)
         out += identity  # in place: BN's output is fresh, and not saved for backward
         return self.relu(out)
@@ -111,9 +115,13 @@ class ConcatBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    @staticmethod
+    def aggregate(outputs) -> torch.Tensor:  # the paths' outputs, as they come
+        return torch.cat(list(outputs), dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = torch.cat([path(x) for path in self.paths], dim=1)  # -> (N, w, H/s, W/s)
+        out = self.aggregate(path(x) for path in self.paths)  # -> (N, w, H/s, W/s)
         out = self.bn3(self.conv3(out))  # -> (N, out, H/s, W/s)
         out += identity  # in place, as torchvision: BN's output is fresh, and not saved
         return self.relu(out)
@@ -174,9 +182,13 @@ class AggregatedBasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    @staticmethod
+    def aggregate(outputs) -> torch.Tensor:  # the paths' outputs, as they come
+        return sum(outputs)  # one path at a time: two outputs held, not C
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = sum(path(x) for path in self.paths)  # aggregate: C x (N, out, H/s, W/s)
+        out = self.aggregate(path(x) for path in self.paths)  # C x (N, out, H/s, W/s)
         out = self.bn2(out)
         out += identity  # in place: BN's output is fresh, and not saved for backward
         return self.relu(out)
@@ -196,9 +208,13 @@ class ConcatBasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
+    @staticmethod
+    def aggregate(outputs) -> torch.Tensor:  # the paths' outputs, as they come
+        return torch.cat(list(outputs), dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = torch.cat([path(x) for path in self.paths], dim=1)  # -> (N, w, H/s, W/s)
+        out = self.aggregate(path(x) for path in self.paths)  # -> (N, w, H/s, W/s)
         out = self.bn2(self.conv2(out))  # -> (N, out, H/s, W/s)
         out += identity  # in place, as torchvision: BN's output is fresh, and not saved
         return self.relu(out)

@@ -9,12 +9,16 @@ the classifier) have their output shapes computed here instead (`_ShapeOnly`): t
 those references in a process imports sympy and `torch._dynamo`, one to several seconds, and
 all of them are slow. torchinfo sees the same modules and output shapes, so the table, the rows
 and the totals do not change (tests/test_summary.py compares them with torchinfo on real CPU
-models of every block and form). Times: benchmarks/bench_summary.py and benchmarks/RESULTS.md.
+models of every block and form). Forms (a) and (b) are walked with one path per block and the
+other C - 1 listed from it (`_one_path_model`): the same table, 6-9x sooner for C = 32-64.
+Times: benchmarks/bench_summary.py, bench_summary_forms.py and benchmarks/RESULTS.md.
 torchinfo is imported only when a summary is asked for.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -22,6 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .network import build_model
+from .registry import FORMS
 from .spec import ResNeXtSpec, SpecError
 
 DEPTH_RANGE = (0, 16)  # torchinfo's depth: 0 is the network alone; our deepest layer is 5
@@ -271,6 +276,106 @@ class _ShapeOnly(TorchFunctionMode):
         return torch.empty(shape, dtype=like.dtype, device="meta")
 
 
+def _one_path_model(spec: ResNeXtSpec) -> tuple[nn.Module, set[int]]:
+    """The model torchinfo walks, and the ids of the paths it stands for C times.
+
+    Forms (a) and (b) repeat C identical paths in every block; torchinfo's hooks cost about
+    the same for each module call, so it walks a model with one path per block (the spec
+    with C = 1: its path is the C-path block's, to the shape), whose blocks aggregate that
+    path's output C times, and whose convolution after the concatenation (form (b)) reads
+    the C x d channels. `_all_paths` then lists the other C - 1 paths. Form (c) and C = 1
+    are walked as they are."""
+    cardinality = spec.cardinality
+    if cardinality == 1 or FORMS[spec.form].merge == "dense":
+        return build_model(spec, device="meta"), set()
+    model = build_model(spec.replace(cardinality=1), device="meta")
+    first = set()
+    for block in model.modules():
+        paths = getattr(block, "paths", None)
+        if not isinstance(paths, nn.ModuleList):
+            continue
+        first.add(id(paths[0]))
+        block.aggregate = functools.partial(_repeated, block.aggregate, cardinality)
+        for name, conv in block.named_children():  # the block's own conv reads the paths
+            if isinstance(conv, nn.Conv2d):
+                setattr(block, name, nn.Conv2d(
+                    conv.in_channels * cardinality, conv.out_channels, conv.kernel_size,
+                    conv.stride, conv.padding, conv.dilation, bias=conv.bias is not None,
+                    device="meta"))
+    return model, first
+
+
+def _statistics(torchinfo, model: nn.Module, spec: ResNeXtSpec, depth: int, batch_size: int):
+    """torchinfo's statistics of `model` (on the meta device) for the spec's input."""
+    size = spec.image_size
+    with _ShapeOnly():
+        return torchinfo.summary(
+            model, input_size=(batch_size, spec.in_channels, size, size), device="meta",
+            depth=depth, mode="eval", verbose=0,
+            col_names=("kernel_size", "output_size", "num_params", "mult_adds"),
+            row_settings=("var_names",))
+
+
+def _repeated(aggregate, times: int, outputs):
+    return aggregate(list(outputs) * times)
+
+
+def _all_paths(stats, first_paths: set[int], cardinality: int):
+    """torchinfo's statistics with every path listed: after each block's first path (and
+    the layers under it) its C - 1 copies, named 1 .. C-1, and the containers above counting
+    their parameters; then torchinfo's own ModelStatistics sums the totals and prints the
+    table, as it does for the whole model (tests/test_summary.py compares the two)."""
+    from torchinfo.model_statistics import ModelStatistics
+    from torchinfo.torchinfo import set_children_layers
+
+    layers, out, i = stats.summary_list, [], 0
+    while i < len(layers):
+        info = layers[i]
+        end = i + 1
+        if id(info.module) not in first_paths or info.is_recursive:
+            out.append(info)
+            i = end
+            continue
+        while end < len(layers) and layers[end].depth > info.depth:
+            end += 1
+        span = layers[i:end]
+        for ancestor in _ancestors(out, info.depth):
+            for key in ("num_params", "trainable_params", "param_bytes"):
+                setattr(ancestor, key, getattr(ancestor, key)
+                        + (cardinality - 1) * getattr(info, key))
+        out.extend(span)
+        for k in range(1, cardinality):
+            copies = [copy.copy(layer) for layer in span]
+            copies[0].var_name = str(k)
+            out.extend(copies)
+        i = end
+    set_children_layers(out)
+    return ModelStatistics(out, stats.input_size, stats.total_input, stats.formatting)
+
+
+def _ancestors(layers: list, depth: int) -> list:
+    """The entries that hold the next one at `depth`: the nearest before it at each smaller
+    depth."""
+    found = []
+    for layer in reversed(layers):
+        if layer.depth < depth:
+            found.append(layer)
+            depth = layer.depth
+            if depth == 0:
+                break
+    return found
+
+
+def _named(layers: list):
+    """(entry, module path) in order: the path is the var_names from depth 1 down."""
+    stack: list[str] = []
+    for layer in layers:
+        del stack[max(layer.depth - 1, 0):]
+        if layer.depth > 0:
+            stack.append(layer.var_name)
+        yield layer, ".".join(stack)
+
+
 def summarize(spec: ResNeXtSpec, depth: int = 3, batch_size: int = 1) -> SummaryResult:
     """torchinfo's summary of the spec's model for a batch of `batch_size` images.
 
@@ -291,16 +396,11 @@ def summarize(spec: ResNeXtSpec, depth: int = 3, batch_size: int = 1) -> Summary
     except ImportError:
         raise SummaryUnavailable("the summary needs torchinfo: pip install torchinfo") from None
 
-    model = build_model(spec, device="meta")
-    size = spec.image_size
-    with _ShapeOnly():
-        stats = torchinfo.summary(
-            model, input_size=(batch_size, spec.in_channels, size, size), device="meta",
-            depth=depth, mode="eval", verbose=0,
-            col_names=("kernel_size", "output_size", "num_params", "mult_adds"),
-            row_settings=("var_names",))
-    names = {id(module): name for name, module in model.named_modules()}
-    rows = [_row(info, names[id(info.module)], depth) for info in stats.summary_list
+    model, first_paths = _one_path_model(spec)
+    stats = _statistics(torchinfo, model, spec, depth, batch_size)
+    if first_paths:
+        stats = _all_paths(stats, first_paths, spec.cardinality)
+    rows = [_row(info, name, depth) for info, name in _named(stats.summary_list)
             if info.depth <= depth]
     return SummaryResult(
         spec=spec, depth=depth, batch_size=batch_size, rows=rows,

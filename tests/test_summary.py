@@ -192,6 +192,23 @@ def test_meta_summary_equals_torchinfo_on_a_real_cpu_model(spec):
     _same_as(summarize(spec, depth=depth, batch_size=batch_size), stats, model)
 
 
+@pytest.mark.parametrize("form", "ab")
+def test_forms_a_and_b_walk_one_path_and_list_all_c(form):
+    """torchinfo walks one path per block (C = 32 would be 32x the module calls); the C - 1
+    others are listed from it. Table, rows and totals equal torchinfo's walk of the whole
+    ResNeXt-50 (32x4d), every path built, at depth 3 (the page's) and 5 (every layer)."""
+    spec = PRESETS["resnext50_32x4d"].replace(form=form)
+    walked, first = summary_module._one_path_model(spec)
+    assert len(first) == sum(spec.depths) == 16
+    assert all(len(m.paths) == 1 for m in walked.modules() if hasattr(m, "paths"))
+    model = build_model(spec, device="meta")
+    assert sum(len(m.paths) for m in model.modules() if hasattr(m, "paths")) == 16 * 32
+    for depth in (3, 5):
+        with _ShapeOnly():
+            stats = _torchinfo(model, spec, "meta", depth)
+        _same_as(summarize(spec, depth=depth), stats, model)
+
+
 # forms (a), (b) only where they build and run quickly on meta (C <= 8, up to 16 blocks): torch's
 # meta batch norm runs through Python, seconds per thousand modules
 META_CASES = [(name, form) for name, form in itertools.product(sorted(PRESETS), "abc")
