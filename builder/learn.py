@@ -16,6 +16,7 @@ import math
 import re
 
 from .graph import MAX_PATHS
+from .network import figure_block
 from .spec import ResNeXtSpec, SpecError
 
 
@@ -30,9 +31,8 @@ def _paths(c: int) -> list[int]:
 
 
 def block_index(spec: ResNeXtSpec) -> int:
-    """The block of stage 1 the lesson draws: a later one (in = out, identity shortcut), as
-    the paper's Fig. 3 does, where the stage has one; else the first."""
-    return 1 if spec.depths[0] > 1 else 0
+    """The block of stage 1 the lesson draws: the page's default (Fig. 3's)."""
+    return figure_block(spec, 0)
 
 
 def _numbers(spec: ResNeXtSpec) -> dict:

@@ -89,6 +89,12 @@ def block_geometry(spec: ResNeXtSpec, plan: StagePlan, first: bool) -> BlockGeom
                          stride != 1 or in_channels != plan.out_channels)
 
 
+def figure_block(spec: ResNeXtSpec, stage: int) -> int:
+    """The block of a stage shown by default: a later one (in = out, identity shortcut),
+    as the paper's Fig. 3 draws, where the stage has one; else the first (0-based)."""
+    return 1 if spec.depths[stage] > 1 else 0
+
+
 def build_model(spec: ResNeXtSpec, device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None) -> ResNeXt:
     """The PyTorch model of a spec. For form (c) and the torchvision presets, module names,

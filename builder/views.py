@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 
 from .complexity import NetworkCounts, network_counts
-from .network import describe
+from .network import block_geometry, describe, figure_block, stage_plans
 from .registry import FORMS
 from .share import AUTO_BASELINE
 from .spec import FIELDS, LIMITS, PRESETS, ResNeXtSpec, SpecError
@@ -165,6 +165,33 @@ def user_message(exc: SpecError) -> str:
 def stage_choices(spec: ResNeXtSpec) -> list[tuple[str, int]]:
     """(label, 0-based index) of every stage, labelled as the paper and torchvision do."""
     return [(f"conv{i + 2} (layer{i + 1})", i) for i in range(len(spec.depths))]
+
+
+def block_choices(spec: ResNeXtSpec, stage: int) -> list[tuple[str, int]]:
+    """(label, 0-based index) of every block of a stage: what each one takes and gives."""
+    plan = stage_plans(spec)[stage]
+    out = []
+    for j in range(plan.depth):
+        b = block_geometry(spec, plan, j == 0)
+        label = (f"block {j + 1} of {plan.depth}: {b.in_channels}→{b.out_channels}"
+                 + (f", stride {b.stride}" if b.stride > 1 else "")
+                 + (", projection" if b.projection else ", identity")
+                 + (" (as Fig. 3)" if j == 1 else ""))
+        out.append((label, j))
+    return out
+
+
+def clamp_block(spec: ResNeXtSpec, stage: int, block_index) -> int:
+    """The block asked for within the stage (its last where past the end); None or empty:
+    the stage's default (`figure_block`)."""
+    if block_index in (None, ""):
+        return figure_block(spec, stage)
+    if isinstance(block_index, float) and block_index.is_integer():
+        block_index = int(block_index)
+    if isinstance(block_index, bool) or not isinstance(block_index, int) or block_index < 0:
+        raise SpecError("block_index", block_index, "expected a block of the stage: a whole "
+                        "number from 0")
+    return min(block_index, spec.depths[stage] - 1)
 
 
 # -- the overview ---------------------------------------------------------------------------
@@ -356,11 +383,38 @@ def graph_png(dot_source: str) -> bytes:
 _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
 
 
+# The buttons over every drawing; ui.page's GRAPH_JS acts on them (`data-graph`), on the
+# wheel (full screen, or with Ctrl) and on drags and pinches.
+GRAPH_TOOLS = (("fullscreen", "Full screen", "Full screen (Esc leaves it)"),
+               ("in", "+", "Zoom in"), ("out", "−", "Zoom out"), ("fit", "Fit", "Whole drawing"))
+
+
+def _tools() -> str:
+    buttons = "".join(f'<button type="button" data-graph="{action}" title="{tip}" '
+                      f'aria-label="{tip}">{label}</button>' for action, label, tip in GRAPH_TOOLS)
+    return f'<div class="graph-tools" role="toolbar" aria-label="drawing">{buttons}</div>'
+
+
+def _svg_body(svg: str) -> str:
+    return _PROLOG.sub("", svg, count=1)
+
+
 def svg_html(svg: str, title: str) -> str:
     """Inline SVG for a page: the XML prolog and DOCTYPE dropped (invalid inside HTML), in a
-    figure with an accessible title. The SVG keeps its node ids (`g#path0_conv1`)."""
-    body = _PROLOG.sub("", svg, count=1)
-    return f'<figure class="graph-view" aria-label="{_attr(title)}">{body}</figure>'
+    figure with an accessible title and the drawing's tools (full screen, zoom, fit). The SVG
+    keeps its node ids (`g#path0_conv1`)."""
+    return (f'<figure class="graph-view graph-zoomable" aria-label="{_attr(title)}">'
+            f"{_tools()}{_svg_body(svg)}</figure>")
+
+
+def svgs_html(drawings: list[tuple[str, str]], title: str) -> str:
+    """Several drawings side by side ([(svg, caption)]), with one set of tools for all: full
+    screen shows them all; zoom acts on each."""
+    figures = "".join(f'<figure class="graph-view" aria-label="{_attr(caption)}">'
+                      f"<figcaption>{_attr(caption)}</figcaption>{_svg_body(svg)}</figure>"
+                      for svg, caption in drawings)
+    return (f'<section class="graph-set graph-zoomable" aria-label="{_attr(title)}">'
+            f'{_tools()}<div class="graph-row">{figures}</div></section>')
 
 
 def _attr(text: str) -> str:

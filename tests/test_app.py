@@ -243,16 +243,19 @@ def test_upload_config(client, tmp_path):
 
 
 def test_block_graph_follows_form_and_stage(client):
-    svg_html, svg_path, dot_path = client.predict(R50.to_json(), 1, api_name="/block_graph")
-    assert svg_html.startswith('<figure class="graph-view"') and "<?xml" not in svg_html
+    svg_html, svg_path, dot_path, picker = client.predict(R50.to_json(), 1, False, 0,
+                                                          api_name="/block_graph")
+    assert picker["value"] == 0
+    assert svg_html.startswith('<figure class="graph-view') and "<?xml" not in svg_html
     assert ">groups=32 (32 × 8 channels), stride 2<" in svg_html
     assert '<g id="conv2" class="node gconv3x3">' in svg_html
     assert ">ResNeXt&#45;50 (32x4d): conv3 (layer2), block 1 of 4, form (c)<" in svg_html
     svg = Path(svg_path).read_text()
     assert Path(svg_path).suffix == ".svg" and ">groups=32 (32 × 8 channels), stride 2<" in svg
     assert Path(dot_path).read_text().startswith("digraph block_layer2_0_c {")
-    svg_html, _, _ = client.predict(R50.replace(form="a", cardinality=64).to_json(), 0,
-                                    api_name="/block_graph")
+    svg_html, _, _, picker = client.predict(R50.replace(form="a", cardinality=64).to_json(),
+                                            0, api_name="/block_stage")
+    assert picker["value"] == 1  # a new stage: its later block
     assert '<g id="path0_conv1"' in svg_html and ">61 more identical paths<" in svg_html
 
 
@@ -261,7 +264,7 @@ def test_block_graph_takes_every_stage_of_an_eight_stage_spec(client):
     7 of a spec that has them (issue 13: "not in the list of choices: [0, 1, 2, 3]")."""
     spec = TINY.replace(depths=(1,) * 8, image_size=64)
     for stage in (4, 7):
-        svg_html, _, _ = client.predict(spec.to_json(), stage, api_name="/block_graph")
+        svg_html, *_ = client.predict(spec.to_json(), stage, False, 0, api_name="/block_graph")
         assert f": conv{stage + 2} (layer{stage + 1}), block 1 of 1, form (c)<" in svg_html
 
 
@@ -271,7 +274,7 @@ def test_a_value_outside_a_choice_is_refused_in_one_short_line(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError) as caught:
-        client.predict(TINY.to_json(), "x" * 2**20, api_name="/block_graph")
+        client.predict(TINY.to_json(), "x" * 2**20, False, 0, api_name="/block_graph")
     message = str(caught.value)
     assert message == ("Stage shown: '" + "x" * 56 + "... is not allowed; expected one of 0, 1, "
                        "2, 3, 4, 5, 6, 7")
@@ -287,7 +290,7 @@ def test_network_graph(client):
     assert "layer4_first -> layer4_rest" in Path(dot_path).read_text()
 
 
-@pytest.mark.parametrize("endpoint, args", [("/block_png", (1,)), ("/network_png", ())])
+@pytest.mark.parametrize("endpoint, args", [("/block_png", (1, 0)), ("/network_png", ())])
 def test_png_downloads(client, endpoint, args):
     path = client.predict(SMALL.to_json(), *args, api_name=endpoint)
     assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

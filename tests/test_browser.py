@@ -118,8 +118,11 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
     page.get_by_role("tab", name="Block", exact=True).click()
     block = page.locator("#block-svg svg")
     expect(block.locator("g#conv2")).to_contain_text("groups=16 (16 × 4 channels)")
-    expect(block).to_contain_text("ResNeXt-101 (16x4d): conv2 (layer1), block 1 of 3")
+    expect(block).to_contain_text("ResNeXt-101 (16x4d): conv2 (layer1), block 2 of 3")
     page.locator("#stage").get_by_text("conv4 (layer3)").click()
+    expect(block).to_contain_text("conv4 (layer3), block 2 of 23")  # a later block: Fig. 3's
+    page.locator("#block-index input").click()
+    page.get_by_role("option", name="block 1 of 23: 512→1024, stride 2, projection").click()
     expect(block).to_contain_text("conv4 (layer3), block 1 of 23")
     expect(block.locator("g#conv2")).to_contain_text("groups=16 (16 × 16 channels), stride 2")
     expect(page.locator("#share-link textarea")).to_have_value(
@@ -129,7 +132,7 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
     with page.expect_download() as download:
         page.locator("#block-png").click()
     png = download.value
-    assert png.suggested_filename.endswith("-conv4-block.png")
+    assert png.suggested_filename.endswith("-conv4-block1.png")
     assert Path(png.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     page.get_by_role("tab", name="Summary").click()
@@ -171,8 +174,8 @@ def test_deep_link_restores_the_configuration(page, app_url):
     expect(page.locator("#block input[value='basic']")).to_be_checked()
     page.get_by_role("tab", name="Block", exact=True).click()
     block = page.locator("#block-svg svg")
-    expect(block).to_contain_text("ResNeXt-18 (2x64d): conv3 (layer2), block 1 of 2, form (a)")
-    expect(block.locator("g#path1_conv1")).to_contain_text("3×3 conv, 64→128")
+    expect(block).to_contain_text("ResNeXt-18 (2x64d): conv3 (layer2), block 2 of 2, form (a)")
+    expect(block.locator("g#path1_conv1")).to_contain_text("3×3 conv, 128→128")
     expect(page.locator("#share-link textarea")).to_have_value(
         re.compile(r"/\?preset=resnet18&C=2&form=a&stage=1$"))
 
@@ -459,3 +462,65 @@ def test_a_checkpoint_is_uploaded_applied_and_converted(page, app_url, tmp_path)
         assert torch.equal(converted[f"layer1.0.paths.{i}.conv1.weight"],
                            state["layer1.0.conv1.weight"][4 * i:4 * i + 4])
     assert torch.equal(converted["fc.weight"], state["fc.weight"])
+
+
+def _view_boxes(page, selector: str) -> list[list[float]]:
+    return page.evaluate("(sel) => [...document.querySelectorAll(sel)].map((s) => "
+                         "s.getAttribute('viewBox').split(' ').map(Number))", selector)
+
+
+def test_presentation_mode_full_screen_zoom_pan_and_three_forms(page, app_url, tmp_path):
+    """Issue 13 item 4: the drawing full screen on demand, zoomed as a vector (the SVG's
+    viewBox: never pixels), panned by a drag, fitted again; the three forms side by side in
+    one view; the block picked within the stage (Fig. 3's block first)."""
+    open_page(page, app_url + "?preset=resnext50_32x4d", "ResNeXt-50 (32x4d)")
+    page.get_by_role("tab", name="Block").click()
+    drawing = page.locator("#block-svg")
+    expect(drawing).to_contain_text("conv2 (layer1), block 2 of 3, form (c)")
+    expect(page.locator("#block-index input")).to_have_value("block 2 of 3: 256→256, identity "
+                                                             "(as Fig. 3)")
+    page.locator("#block-index input").click()
+    page.get_by_role("option", name="block 1 of 3: 64→256, projection").click()
+    expect(drawing).to_contain_text("conv2 (layer1), block 1 of 3, form (c)")
+    expect(drawing).to_contain_text("1×1 conv, 64→128")
+
+    page.locator("#block-forms input").check()
+    expect(drawing.locator("svg")).to_have_count(3)
+    expect(drawing.locator("figcaption")).to_have_text(
+        ["form (a): aggregated paths", "form (b): early concatenation",
+         "form (c): grouped convolution"])
+    home = _view_boxes(page, "#block-svg svg")
+    drawing.get_by_role("button", name="Full screen (Esc leaves it)").click()
+    page.wait_for_function("document.fullscreenElement && "
+                           "document.fullscreenElement.matches('#block-svg .graph-set')")
+    widths = [drawing.locator("svg").nth(i).bounding_box()["width"] for i in range(3)]
+    assert min(widths) > 1400 / 3 - 40  # each a third of the screen
+    page.keyboard.press("+")
+    zoomed = _view_boxes(page, "#block-svg svg")
+    for (*_, w0, h0), (*_, w, h) in zip(home, zoomed, strict=True):
+        assert abs(w - w0 / 1.5) < 1e-3 * w0 and abs(h - h0 / 1.5) < 1e-3 * h0
+    save_screenshot(page, "screenshot-forms-full-screen.png", tmp_path)
+    box = drawing.locator("svg").nth(2).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 + 40,
+                    steps=4)
+    page.mouse.up()
+    panned = _view_boxes(page, "#block-svg svg")[2]
+    assert panned[0] < zoomed[2][0] and panned[1] < zoomed[2][1]  # dragged right and down
+    assert panned[2:] == pytest.approx(zoomed[2][2:], rel=1e-6)  # a pan keeps the zoom
+    drawing.get_by_role("button", name="Leave full screen (or Esc)").click()
+    page.wait_for_function("!document.fullscreenElement")
+    expect(drawing.get_by_role("button", name="Full screen (Esc leaves it)")).to_be_visible()
+    drawing.get_by_role("button", name="Whole drawing").click()
+    # the SVG keeps a viewBox as 32-bit floats: 323.3333435 for the 323.33333 it was given
+    assert _view_boxes(page, "#block-svg svg") == [pytest.approx(b, rel=1e-6) for b in home]
+    # out of full screen, a plain wheel scrolls the page; with Ctrl it zooms
+    svg = drawing.locator("svg").nth(2)
+    svg.hover()
+    page.mouse.wheel(0, -100)
+    assert _view_boxes(page, "#block-svg svg")[2] == pytest.approx(home[2], rel=1e-6)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    assert _view_boxes(page, "#block-svg svg")[2][2] < home[2][2]

@@ -1,5 +1,7 @@
 """builder.share: a configuration in a link and back, and builder.views' pure helpers."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -222,7 +224,10 @@ def test_formatting():
     assert views.fmt_delta(5, 5) == "same"
     assert views.fmt_bytes(102_760_448) == "102.76 MB"
     html = views.svg_html('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg id="x"></svg>', 'a"b')
-    assert html == '<figure class="graph-view" aria-label="a&quot;b"><svg id="x"></svg></figure>'
+    assert html.startswith('<figure class="graph-view graph-zoomable" aria-label="a&quot;b">'
+                           '<div class="graph-tools" role="toolbar"')
+    assert html.endswith('</div><svg id="x"></svg></figure>')
+    assert re.findall(r'data-graph="(\w+)"', html) == ["fullscreen", "in", "out", "fit"]
 
 
 def test_baseline_travels_in_the_link():

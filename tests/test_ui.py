@@ -187,15 +187,55 @@ def test_overview():
 
 
 def test_block_graph_and_png():
-    out = block.block_graph(R50.to_json(), 1)
+    out = block.block_graph(R50.to_json(), 1, False, 0)
     assert ">groups=32 (32 × 8 channels), stride 2<" in out["block_html"]
     assert ">groups=32 (32 × 8 channels), stride 2<" in Path(out["block_svg"]).read_text()
     assert Path(out["block_dot"]).read_text().startswith("digraph block_layer2_0_c {")
-    assert block.block_graph(R50.to_json(), 9)["block_dot"].endswith("-conv5-block.dot")
+    assert block.block_graph(R50.to_json(), 9)["block_dot"].endswith("-conv5-block2.dot")
     png = block.block_png(TINY.to_json(), 0)["png_file"]
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         block.block_graph(BAD, 0)
+
+
+def test_the_block_shown_defaults_to_the_one_fig_3_draws():
+    """Issue 13: conv2's default is its second block, 256-d in and out with the identity
+    shortcut (the paper's Fig. 3), not the first (64-d in, projection); a one-block stage
+    shows its only block; the picker lists every block of the stage shown."""
+    out = block.block_graph(R50.to_json(), 0)
+    assert out["block_index"]["value"] == 1
+    assert [label for label, _ in out["block_index"]["choices"]] == [
+        "block 1 of 3: 64→256, projection", "block 2 of 3: 256→256, identity (as Fig. 3)",
+        "block 3 of 3: 256→256, identity"]
+    assert ">1×1 conv, 256→128<" in out["block_html"]
+    assert "downsample" not in Path(out["block_dot"]).read_text()
+    assert ">ResNeXt&#45;50 (32x4d): conv2 (layer1), block 2 of 3, form (c)<" in out["block_html"]
+    first = block.block_graph(R50.to_json(), 0, False, 0)
+    assert ">1×1 conv, 64→128<" in first["block_html"] and first["block_index"]["value"] == 0
+    one = block.block_graph(R50.replace(depths=(1, 1)).to_json(), 1)
+    assert one["block_index"]["value"] == 0 and len(one["block_index"]["choices"]) == 1
+    # past the stage's end: its last block; the PNG draws the block asked for
+    assert block.block_graph(R50.to_json(), 3, False, 99)["block_index"]["value"] == 2
+    assert block.block_png(R50.to_json(), 3, 2)["png_file"].endswith("-conv5-block3.png")
+    with pytest.raises(gr.Error, match="Block shown: -1 is not allowed; expected a block of "
+                                       "the stage: a whole number from 0"):
+        block.block_graph(R50.to_json(), 0, False, -1)
+
+
+def test_the_three_forms_side_by_side():
+    """One view, three drawings of the same block, each captioned with its form; one set of
+    tools (full screen, zoom) for the three. The downloads stay the spec's own form."""
+    out = block.block_graph(R50.to_json(), 0, True)
+    html = out["block_html"]
+    assert html.startswith('<section class="graph-set graph-zoomable"')
+    assert html.count("<svg") == 3 and html.count('data-graph="fullscreen"') == 1
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", html) == [
+        "form (a): aggregated paths", "form (b): early concatenation",
+        "form (c): grouped convolution"]
+    for form in "abc":
+        assert f"block 2 of 3, form ({form})<" in html
+    assert Path(out["block_svg"]).read_text().count("<svg") == 1
+    assert "form (c)<" in Path(out["block_svg"]).read_text()
 
 
 def test_network_graph():

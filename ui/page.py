@@ -59,6 +59,26 @@ CSS = """
 #overview, #formula, #summary-totals { overflow-x: auto; }
 /* a phone: the results first, the controls after them */
 @media (max-width: 700px) { #controls { order: 2; } #results { order: 1; } }
+/* the drawings' tools (builder.views.svg_html, GRAPH_JS): full screen, zoom, pan, fit */
+.graph-tools { display: flex; gap: 4px; justify-content: flex-end; margin: 0 0 4px; }
+.graph-tools button { font-size: 13px; line-height: 1.3; padding: 2px 10px; cursor: pointer;
+  border-radius: 6px; border: 1px solid var(--border-color-primary);
+  background: var(--button-secondary-background-fill); color: var(--button-secondary-text-color); }
+.graph-row { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr));
+  gap: 8px; align-items: start; }
+.graph-row figcaption { font-weight: 600; text-align: center; margin: 2px 0 4px; }
+.graph-zoomable svg.zoomed { cursor: grab; }
+.graph-zoomable:fullscreen { background: #fff; color: #111; padding: 8px; overflow: hidden;
+  display: flex; flex-direction: column; }
+.graph-zoomable:fullscreen svg { width: 100% !important; height: auto !important;
+  max-width: none !important; max-height: none !important; flex: 1 1 0; min-height: 0;
+  touch-action: none; }
+.graph-set:fullscreen .graph-row { flex: 1 1 0; min-height: 0; align-items: stretch;
+  grid-template-columns: repeat(3, 1fr); grid-template-rows: 100%; }
+.graph-set:fullscreen .graph-view { display: flex; flex-direction: column; min-height: 0;
+  overflow: hidden; }
+@media (max-width: 700px) { .graph-set:fullscreen .graph-row { grid-template-columns: 1fr;
+  grid-template-rows: repeat(3, minmax(0, 1fr)); } }
 /* display math fits its column: KaTeX's own overflow would clip it */
 #learn-text .katex-display { font-size: 0.95em; max-width: 100%; }
 """
@@ -112,9 +132,11 @@ def layout(page: Page) -> None:
 def build(spec_json: str) -> dict:
     """Everything about one spec, given as JSON text (ResNeXtSpec's keys, or
     {"preset": name} plus overrides): name, spec, params, multiply-adds, FLOPs, the block
-    SVG of stage 1, the summary rows (depth 3) and the standalone source. Without Graphviz,
-    block_svg is null and `note` says why (everything else is there)."""
+    SVG of stage 1 (its later block, as the page first shows it), the summary rows (depth 3)
+    and the standalone source. Without Graphviz, block_svg is null and `note` says why
+    (everything else is there)."""
     from builder.memory import release
+    from builder.network import figure_block
 
     spec = parse_spec_json(spec_json)
     total = views.counts(spec).total
@@ -125,7 +147,7 @@ def build(spec_json: str) -> dict:
     finally:
         release()  # the summary built the model: give its memory back
     try:
-        svg, note = views.block_svg(spec, 0), None
+        svg, note = views.block_svg(spec, 0, figure_block(spec, 0)), None
     except RuntimeError as exc:  # GraphvizError: `dot` missing, failed or timed out
         svg, note = None, f"The drawing needs Graphviz: {exc}"
     return {"name": spec.name, "spec": spec.to_dict(), "params": total.params,
@@ -141,9 +163,104 @@ START_JS = """() => {
 }"""
 
 
+# The drawings' tools, installed once on the document (the drawings come and go with each
+# update): the buttons of builder.views.GRAPH_TOOLS, the wheel in full screen or with Ctrl
+# (a plain wheel scrolls the page), a drag to pan a zoomed drawing, two fingers to pinch,
+# and + - 0 in full screen. Zoom is the SVG's viewBox: the drawing is redrawn, never scaled
+# as pixels, so it stays sharp at any zoom.
+GRAPH_JS = """() => {
+  if (window.graphTools) return;
+  window.graphTools = true;
+  const home = (svg) => {
+    if (!svg.dataset.home) {
+      const v = svg.viewBox.baseVal;
+      svg.dataset.home = [v.x, v.y, v.width, v.height].join(' ');
+    }
+    return svg.dataset.home.split(' ').map(Number);
+  };
+  const view = (svg) => { const v = svg.viewBox.baseVal; return [v.x, v.y, v.width, v.height]; };
+  const show = (svg, x, y, w, h) => {
+    svg.setAttribute('viewBox', `${x} ${y} ${w} ${h}`);
+    svg.classList.toggle('zoomed', w < home(svg)[2] - 1e-6);
+  };
+  const zoom = (svg, factor, fx = 0.5, fy = 0.5) => {
+    const W = home(svg)[2], [x, y, w, h] = view(svg);
+    const nw = Math.min(W, Math.max(W / 40, w / factor)), nh = h * nw / w;
+    show(svg, x + (w - nw) * fx, y + (h - nh) * fy, nw, nh);
+  };
+  const fit = (svg) => show(svg, ...home(svg));
+  const full = (svg) => document.fullscreenElement && document.fullscreenElement.contains(svg);
+  const at = (svg, e) => {
+    const r = svg.getBoundingClientRect();
+    return [(e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height];
+  };
+  document.addEventListener('click', (e) => {
+    const button = e.target.closest && e.target.closest('[data-graph]');
+    const holder = button && button.closest('.graph-zoomable');
+    if (!holder) return;
+    const act = button.dataset.graph;
+    if (act === 'fullscreen') {
+      if (document.fullscreenElement === holder) document.exitFullscreen();
+      else if (holder.requestFullscreen) holder.requestFullscreen();
+      return;
+    }
+    holder.querySelectorAll('svg').forEach((svg) =>
+      act === 'fit' ? fit(svg) : zoom(svg, act === 'in' ? 1.5 : 1 / 1.5));
+  });
+  document.addEventListener('fullscreenchange', () => {
+    document.querySelectorAll('[data-graph="fullscreen"]').forEach((b) => {
+      const on = b.closest('.graph-zoomable') === document.fullscreenElement;
+      b.textContent = on ? 'Leave full screen' : 'Full screen';
+      b.title = on ? 'Leave full screen (or Esc)' : 'Full screen (Esc leaves it)';
+      b.setAttribute('aria-label', b.title);
+    });
+  });
+  document.addEventListener('wheel', (e) => {
+    const svg = e.target.closest && e.target.closest('.graph-zoomable svg');
+    if (!svg || !(full(svg) || e.ctrlKey || e.metaKey)) return;
+    e.preventDefault();
+    zoom(svg, e.deltaY < 0 ? 1.2 : 1 / 1.2, ...at(svg, e));
+  }, {passive: false});
+  document.addEventListener('keydown', (e) => {
+    const holder = document.fullscreenElement;
+    if (!holder || !holder.classList.contains('graph-zoomable')) return;
+    const act = {'+': 1.5, '=': 1.5, '-': 1 / 1.5, '0': 0}[e.key];
+    if (act === undefined) return;
+    holder.querySelectorAll('svg').forEach((svg) => act ? zoom(svg, act) : fit(svg));
+  });
+  const drags = new Map();
+  document.addEventListener('pointerdown', (e) => {
+    const svg = e.target.closest && e.target.closest('.graph-zoomable svg');
+    if (!svg || !(full(svg) || svg.classList.contains('zoomed'))) return;
+    drags.set(e.pointerId, {svg, x: e.clientX, y: e.clientY});
+    e.preventDefault();
+  });
+  document.addEventListener('pointermove', (e) => {
+    const d = drags.get(e.pointerId);
+    if (!d) return;
+    const both = [...drags.values()].filter((o) => o.svg === d.svg);
+    if (both.length >= 2) {
+      const [a, b] = both, before = Math.hypot(a.x - b.x, a.y - b.y);
+      d.x = e.clientX; d.y = e.clientY;
+      const after = Math.hypot(a.x - b.x, a.y - b.y);
+      if (before > 0) zoom(d.svg, after / before,
+                           ...at(d.svg, {clientX: (a.x + b.x) / 2, clientY: (a.y + b.y) / 2}));
+      return;
+    }
+    const r = d.svg.getBoundingClientRect(), [x, y, w, h] = view(d.svg);
+    const k = Math.max(w / r.width, h / r.height);
+    show(d.svg, x - (e.clientX - d.x) * k, y - (e.clientY - d.y) * k, w, h);
+    d.x = e.clientX; d.y = e.clientY;
+  });
+  for (const name of ['pointerup', 'pointercancel'])
+    document.addEventListener(name, (e) => drags.delete(e.pointerId));
+}"""
+
+
 def wire(page: Page) -> None:
     page.api(build, "build", concurrency_limit=2)
     page.on("start_here.click", None, js=START_JS)
+    page.on("demo.load", None, js=GRAPH_JS)
     controls.wire(page)
     for tab in TABS:
         tab.wire(page)
