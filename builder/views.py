@@ -109,7 +109,7 @@ def remove_stage(depths: tuple[int, ...]) -> tuple[int, ...]:
 # -- messages in the user's terms -------------------------------------------------------------
 
 _OTHER_LABELS = {"config": "Config", "preset": "Preset", "baseline": "Baseline",
-                 "stage": "Stage shown", "block_index": "Block shown"}
+                 "stage": "Stage shown", "block_index": "Block shown", "batch_size": "Batch"}
 
 
 def field_of(exc: SpecError) -> str | None:
@@ -464,8 +464,10 @@ def source(spec: ResNeXtSpec) -> str:
 
 # -- timing and the equivalence proof (results come from builder.timing / builder.proof) ----
 
-TIMING_HEADERS = ["#", "network", "device", "median ms", "spread ms (IQR; min–max)", "img/s",
-                  "TFLOP/s", "% of peak", "peak memory", "settings"]
+# what a reader compares first (time, speed, share of the peak) comes first: at 1440 px the
+# spread, memory, device and settings may scroll, the figures do not
+TIMING_HEADERS = ["#", "network", "median ms", "img/s", "TFLOP/s", "% of peak",
+                  "spread ms (IQR; min–max)", "peak memory", "device", "settings"]
 PROOF_HEADERS = ["form", "vs", "dtype", "BN mode", "max |difference|", "relative", "bound",
                  "equal"]
 
@@ -496,12 +498,29 @@ def timing_row(number: int, result) -> list[str]:
 
     memory = ("– (CPU: not tracked)" if result.peak_memory_bytes is None
               else fmt_bytes(result.peak_memory_bytes))
-    return [str(number), result.name, result.device_label, f"{result.median_ms:,.2f}",
+    return [str(number), result.name, f"{result.median_ms:,.2f}",
+            f"{result.images_per_s:,.1f}", opt(result.tflops, ".3g"),
+            opt(result.peak_percent, ".1f"),
             f"{result.iqr_ms:,.2f}; {result.min_ms:,.2f}–{result.max_ms:,.2f}"
             + (" (noisy)" if result.noisy else "")
             + (" (contended)" if result.contended else ""),
-            f"{result.images_per_s:,.1f}", opt(result.tflops, ".3g"),
-            opt(result.peak_percent, ".1f"), memory, timing_settings(result)]
+            memory, result.device_label, timing_settings(result)]
+
+
+def timing_columns(results) -> str:
+    """What the derived columns mean, with this run's peak: one paragraph under the table."""
+    peaks = sorted({(r.settings["dtype"], r.peak_tflops) for r in results
+                    if r.peak_tflops is not None})
+    measured = "; ".join(f"{tflops:.3g} TFLOP/s in {dtype}" for dtype, tflops in peaks)
+    return ("**Columns.** *median ms*: one batch, the median of the timed iterations. "
+            "*img/s*: batch ÷ median. *TFLOP/s*: 2 × multiply-adds × batch (× 3 for a "
+            "training step: forward and two backward products) ÷ median. *% of peak*: that, as "
+            "a share of this device's matmul peak in the same dtype"
+            + (f" ({measured}, measured here" if measured else " (measured")
+            + ": the best of large matrix products, and on the CPU of a 1×1 convolution). A "
+            "dense product is the most a device does per second; convolutions reach less, "
+            "grouped ones (form (c)) much less, since each of their weights meets fewer inputs "
+            "(see the Profile's roofline).")
 
 
 def forms_lesson(results) -> str:

@@ -432,17 +432,18 @@ def timing_args(spec, batch=2, forms=False, scope="network", confirmed=False, dt
 
 
 def test_time_three_forms_on_the_cpu(client):
-    message, table, chart, last_times = client.predict(*timing_args(TINY, forms=True),
-                                                       api_name="/time")
+    message, table, chart, last_times, columns = client.predict(
+        *timing_args(TINY, forms=True), api_name="/time")
+    assert columns.startswith("**Columns.** *median ms*: one batch")
     assert message.startswith("Ran on **CPU: ")
     assert "**Equal in math, not in speed.** Form (a) took " in message
     rows = table["data"]
     assert [row[1] for row in rows] == [f"ResNeXt-5 (2x4d) form ({f})" for f in "cba"]
-    assert all(row[2].startswith("CPU: ") for row in rows)
+    assert all(row[8].startswith("CPU: ") for row in rows)
     assert re.fullmatch(r"batch 2, 16×16, inference, fp32, eager, 2 warm-up \+ 10 iterations, "
                         r"seed 0, \d+ threads, time\.perf_counter", rows[0][9]), rows[0][9]
-    assert rows[0][8] == "– (CPU: not tracked)"
-    medians = [float(row[3].replace(",", "")) for row in rows]
+    assert rows[0][7] == "– (CPU: not tracked)"
+    medians = [float(row[2].replace(",", "")) for row in rows]
     assert all(m > 0 for m in medians)
     assert "ResNeXt-5 (2x4d) form (a)" in chart.replace("RX", "ResNeXt")
     times = json.loads(last_times)
@@ -451,8 +452,8 @@ def test_time_three_forms_on_the_cpu(client):
 
 
 def test_time_asks_before_a_long_cpu_run(client):
-    message, table, chart, _ = client.predict(*timing_args(PRESETS["resnext101_64x4d"], 8),
-                                              api_name="/time")
+    message, table, chart, *_ = client.predict(*timing_args(PRESETS["resnext101_64x4d"], 8),
+                                               api_name="/time")
     assert re.fullmatch(r"\*\*This run would take about [\d,]+ s on the CPU\*\* \(estimated "
                         r"from its multiply-adds\)\. Press \*Run anyway\* to start it, or make "
                         r"it smaller: batch, image size, one block\.", message)
@@ -460,10 +461,10 @@ def test_time_asks_before_a_long_cpu_run(client):
 
 
 def test_time_refuses_what_the_cpu_cannot_do(client):
-    message, table, _, _ = client.predict(*timing_args(TINY, dtype="tf32"), api_name="/time")
+    message, table, *_ = client.predict(*timing_args(TINY, dtype="tf32"), api_name="/time")
     assert message.startswith("**Not run.** ") and "tf32" in message
-    message, _, _, _ = client.predict(*timing_args(TINY, batch=0), api_name="/time")
-    assert message == ("**Not run.** batch_size: 0 is not allowed; expected a whole number of "
+    message, *_ = client.predict(*timing_args(TINY, batch=0), api_name="/time")
+    assert message == ("**Not run.** Batch: 0 is not allowed; expected a whole number of "
                        "1 or more")
 
 
@@ -554,7 +555,8 @@ def test_learn_steps_with_numbers_and_highlights(client):
 def test_confirmed_runs_and_the_sweep_endpoint(client):
     """The "Run anyway" endpoints run what the plain ones would ask about first, and /sweep
     pins the paper's Table 2 from the page's spec."""
-    message, table, _, _ = client.predict(*timing_args(TINY, batch=1), api_name="/time_confirmed")
+    message, table, *_ = client.predict(*timing_args(TINY, batch=1),
+                                        api_name="/time_confirmed")
     assert message.startswith("Ran on **CPU: ")
     newest = table["data"][0]  # the session keeps earlier runs below, newest first
     assert newest[1] == "ResNeXt-5 (2x4d) form (c)" and int(newest[0]) == len(table["data"])

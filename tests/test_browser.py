@@ -524,3 +524,35 @@ def test_presentation_mode_full_screen_zoom_pan_and_three_forms(page, app_url, t
     page.mouse.wheel(0, -100)
     page.keyboard.up("Control")
     assert _view_boxes(page, "#block-svg svg")[2][2] < home[2][2]
+
+
+def test_timing_controls_say_what_they_do_and_the_figures_fit_at_1440(browser, app_url):
+    """Issue 13 item 9: the empty image size shows the spec's size (not 0); one block is
+    timed in the three forms and the forms box steps aside, keeping its value; at 1440 px the
+    img/s, TFLOP/s and % of peak columns are on screen, and % of peak is explained."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        open_page(page, app_url + TINY_LINK, "ResNeXt-5 (2x4d)")
+        page.get_by_role("tab", name="Timing").click()
+        size = page.locator("#time-size textarea")
+        expect(size).to_have_value("")
+        expect(size).to_have_attribute("placeholder", "the spec's: 16")
+        forms = page.locator("#time-forms")
+        page.locator("#time-scope").get_by_text("one block of the stage shown, in the three "
+                                                "forms").click()
+        expect(forms).to_be_hidden()
+        page.locator("#time-scope").get_by_text("whole network").click()
+        expect(forms).to_be_visible()
+        expect(forms.locator("input")).not_to_be_checked()
+        page.locator("#time-batch input").fill("2")
+        page.locator("#time-run").click()
+        expect(page.locator("#time-table")).to_contain_text("ResNeXt-5 (2x4d) form (c)")
+        for header in ("median ms", "img/s", "TFLOP/s", "% of peak"):
+            box = page.locator("#time-table th").filter(has_text=header).first.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1440, header
+        expect(page.locator("#time-columns")).to_contain_text(
+            re.compile(r"% of peak: that, as a share of this device's matmul peak in the same "
+                       r"dtype \([\d.]+ TFLOP/s in fp32, measured here"))
+    finally:
+        context.close()

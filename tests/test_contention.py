@@ -98,5 +98,5 @@ def test_the_page_marks_a_contended_result():
     out = tab._shown([loaded, quiet], SPEC, "network", False, [], "{}")
     assert f"**{SPEC.name} form (c):** {found.note()}" in out["time_message"]
     assert out["time_message"].count("contended: ") == 1  # the quiet one says nothing
-    iqr = [row[4] for row in out["time_table"]["data"]]
+    iqr = [row[6] for row in out["time_table"]["data"]]
     assert iqr[1].endswith(" (contended)") and not iqr[0].endswith(" (contended)")

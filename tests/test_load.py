@@ -106,7 +106,7 @@ def check_served(client):
         "ResNeXt-50 (8x4d)", spec.to_dict(), count_params(spec), count_macs(spec),
         2 * count_macs(spec))
     assert sum(r["params"] for r in out["summary_rows"]) == count_params(spec)
-    message, table, _, last_times = client.predict(*load_app.timing_args(TINY, 1),
+    message, table, _, last_times, _ = client.predict(*load_app.timing_args(TINY, 1),
                                                    api_name="/time")
     assert message.startswith("Ran on **CPU: ")
     assert load_app.check_time((message, table), TINY, 1) is None

@@ -2,6 +2,7 @@
 the page gives them and return {output name: value}. tests/test_app.py checks the same
 through a running app and gradio_client."""
 
+import dataclasses
 import functools
 import json
 import re
@@ -10,9 +11,9 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from builder import PRESETS, ResNeXtSpec, count_params, registry, timing
+from builder import PRESETS, ResNeXtSpec, count_params, registry, timing, views
 from builder.registry import FORMS, Form
-from builder.spec import FIELDS, spec_fields
+from builder.spec import FIELDS, SpecError, spec_fields
 from ui import (
     block,
     code,
@@ -293,11 +294,52 @@ def test_timing_one_iteration_on_the_cpu(monkeypatch):
     assert out["time_message"].startswith("Ran on **CPU: ")
     (row,) = out["time_table"]["data"]
     assert row[:2] == ["1", "ResNeXt-5 (2x2d) form (c)"]
-    assert row[2].startswith("CPU: ")
+    assert row[8].startswith("CPU: ")
     assert "1 warm-up + 1 iterations" in row[9]
     times = json.loads(out["last_times"])
     assert list(times) == [TINY.to_json(indent=None)]
     assert out["timing_results"] == [row] and out["time_confirm"]["visible"] is False
+
+
+def test_timing_controls_follow_the_spec_and_the_scope(demo):
+    """Issue 13 item 9: the empty image size shows the size it stands for; one block is
+    timed in the three forms: its choice says so, and the forms box is out of the way."""
+    out = timing_tab.follow(TINY.replace(image_size=40).to_json(), "network")
+    assert out["time_size"]["placeholder"] == "the spec's: 40"
+    assert out["time_forms"] == {"__type__": "update", "visible": True}
+    for typed, size in (("", TINY.image_size), (None, TINY.image_size), (" 40 ", 40), (48, 48)):
+        settings = timing_tab.timing_settings(TINY, "cpu", 1, typed, "fp32", "inference",
+                                              False, False)
+        assert settings["spec"].image_size == size
+    with pytest.raises(SpecError) as caught:
+        timing_tab.timing_settings(TINY, "cpu", 1, "4x", "fp32", "inference", False, False)
+    assert views.user_message(caught.value) == ("Image size: “4x” is not allowed; expected a "
+                                                "whole number of 1 or more")
+    out = timing_tab.follow(TINY.to_json(), "block")
+    assert out["time_forms"] == {"__type__": "update", "visible": False}  # its value is kept
+    scope = demo.page["time_scope"]
+    assert ("one block of the stage shown, in the three forms", "block") in scope.choices
+
+
+def test_a_compiled_run_says_what_it_measured_and_the_columns_are_explained(monkeypatch):
+    """The compile time (the first warm-up call) is shown apart from the times, with why
+    compiled need not beat eager; % of peak is explained with the peak measured."""
+    monkeypatch.setattr(timing, "time_model",
+                        functools.partial(timing.time_model, warmup=1, iters=1))
+    run = timing.time_model(TINY, batch_size=1, device="cpu")
+    compiled = dataclasses.replace(run, compile_s=12.34)
+    out = timing_tab._shown([compiled], TINY, "network", False, [], "{}")
+    assert ("**torch.compile.** Compiling took ResNeXt-5 (2x2d) form (c) 12.3 s: the first "
+            "warm-up call, in no timed iteration") in out["time_message"]
+    assert "Compiled need not be faster" in out["time_message"]
+    assert "torch.compile" not in timing_tab._shown([run], TINY, "network", False, [],
+                                                     "{}")["time_message"]
+    assert (f"a share of this device's matmul peak in the same dtype ({run.peak_tflops:.3g} "
+            "TFLOP/s in fp32, measured here") in out["time_columns"]
+    assert views.TIMING_HEADERS[2:6] == ["median ms", "img/s", "TFLOP/s", "% of peak"]
+    (row,) = out["time_table"]["data"]
+    assert row[2:6] == [f"{run.median_ms:,.2f}", f"{run.images_per_s:,.1f}",
+                        f"{run.tflops:.3g}", f"{run.peak_percent:.1f}"]
 
 
 def test_timing_asks_first_refuses_bad_input_and_the_confirmed_twin(monkeypatch):
@@ -312,7 +354,7 @@ def test_timing_asks_first_refuses_bad_input_and_the_confirmed_twin(monkeypatch)
                         out["time_message"])
     assert out["time_confirm"]["visible"] is True
     out = timing_tab.time(**timing_args(TINY, batch=0))
-    assert out == {"time_message": "**Not run.** batch_size: 0 is not allowed; expected a "
+    assert out == {"time_message": "**Not run.** Batch: 0 is not allowed; expected a "
                                    "whole number of 1 or more",
                    "time_confirm": {"__type__": "update", "visible": False}}
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
@@ -338,7 +380,7 @@ def test_equivalence_on_a_tiny_network():
     assert out["proof_contrast"].startswith("**Equal in math, not in speed.**")
     out = equivalence.equivalence(TINY.to_json(), "network", 0, 0, False, False)
     assert set(out) == {"proof_message", "proof_confirm"}
-    assert out["proof_message"].startswith("**Not run.** batch_size: 0 is not allowed")
+    assert out["proof_message"].startswith("**Not run.** Batch: 0 is not allowed")
     with pytest.raises(gr.Error, match=BAD_MESSAGE):
         equivalence.equivalence(BAD, "block", 0, 1, False, False)
     assert equivalence.equivalence_confirmed.__wrapped__ is equivalence.equivalence

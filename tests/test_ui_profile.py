@@ -70,7 +70,7 @@ def test_a_bad_spec_is_one_line():
 
 def test_a_bad_setting_is_not_run():
     out = tab.profile(TINY, "cpu", 0, "fp32", "inference", False, True, 1, False)
-    assert out["profile_message"].startswith("**Not run.** batch_size: 0")
+    assert out["profile_message"].startswith("**Not run.** Batch: 0")
     assert "\n" not in out["profile_message"]
 
 

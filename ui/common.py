@@ -114,7 +114,8 @@ def clamp_stage(spec: ResNeXtSpec, stage) -> int:
 
 
 def not_run(exc: Exception) -> str:
-    return f"**Not run.** {md_text(exc)}"
+    """A run refused or stopped; a bad setting in the page's words (its label, as typed)."""
+    return f"**Not run.** {md_text(views.user_message(exc) if isinstance(exc, SpecError) else exc)}"
 
 
 def ask_first(prefix: str, what: str, estimate: float, smaller: str) -> dict:

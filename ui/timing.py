@@ -9,11 +9,13 @@ import json
 import gradio as gr
 
 from builder import compare, guards, timing, views
-from builder.spec import ResNeXtSpec, SpecError
+from builder.spec import PRESETS, ResNeXtSpec, SpecError
 
 from .common import (
+    DEFAULT_PRESET,
     DEVICE,
     DEVICE_LOCK,
+    FAST,
     MAX_RUN_S,
     Page,
     ask_first,
@@ -25,14 +27,14 @@ from .common import (
 )
 
 TITLE, ID = "Timing", "timing"
-API_NAMES = ("time", "time_confirmed")
+API_NAMES = ("time", "time_confirmed", "time_follow")
 ASK_ABOVE_S = 20.0  # a CPU timing estimated to take longer asks first
 MAX_RESULTS = 30  # timing rows kept per session
 INPUTS = ["spec_json", "time_device", "time_batch", "time_size", "time_dtype", "time_mode",
           "time_channels_last", "time_compile", "time_scope", "time_forms", "stage",
           "time_confirmed", "timing_results", "last_times"]
 OUTPUTS = ["time_message", "time_table", "time_chart", "timing_results", "last_times",
-           "time_confirm"]
+           "time_confirm", "time_columns"]
 
 
 def layout(page: Page) -> None:
@@ -48,8 +50,10 @@ def layout(page: Page) -> None:
                                             label="Device", elem_id="time-device",
                                             min_width=100))
         page.add("time_batch", gr.Number(8, label="Batch", elem_id="time-batch", min_width=80))
-        page.add("time_size", gr.Number(None, label="Image size", info="empty: the spec's",
-                                        elem_id="time-size", min_width=80))
+        # a Textbox: Gradio's Number shows an empty value as 0, which reads as a size
+        page.add("time_size", gr.Textbox("", label="Image size", info="empty: the spec's",
+                                         placeholder=size_placeholder(PRESETS[DEFAULT_PRESET]),
+                                         elem_id="time-size", min_width=80, max_length=8))
         page.add("time_dtype", gr.Dropdown(["fp32", "bf16", "fp16", "tf32"], value="fp32",
                                            label="dtype", elem_id="time-dtype", min_width=80))
         page.add("time_mode", gr.Radio(["inference", "train"], value="inference",
@@ -60,9 +64,11 @@ def layout(page: Page) -> None:
         page.add("time_compile", gr.Checkbox(False, label="torch.compile",
                                              elem_id="time-compile"))
         page.add("time_scope", gr.Radio([("whole network", "network"),
-                                         ("one block of the stage shown", "block")],
+                                         ("one block of the stage shown, in the three forms",
+                                          "block")],
                                         value="network", label="What", elem_id="time-scope"))
         page.add("time_forms", gr.Checkbox(False, label="time all three forms side by side",
+                                           info="each form a network of its own: three models",
                                            elem_id="time-forms"))
     with gr.Row():
         page.add("time_run", gr.Button("Run timing", variant="primary", elem_id="time-run"))
@@ -74,6 +80,7 @@ def layout(page: Page) -> None:
                                         label="Results (newest first)", elem_id="time-table",
                                         wrap=True))
     page.add("time_chart", gr.HTML(elem_id="time-chart"))
+    page.add("time_columns", gr.Markdown(views.timing_columns([]), elem_id="time-columns"))
 
 
 def hidden(page: Page) -> None:
@@ -82,14 +89,29 @@ def hidden(page: Page) -> None:
     page.add("timing_results", gr.State([]))
 
 
+def size_placeholder(spec: ResNeXtSpec) -> str:
+    return f"the spec's: {spec.image_size}"
+
+
+def follow(spec_json, scope) -> dict:
+    """The controls that follow the spec and the scope: the image size's placeholder (the
+    spec's size, used when the box is empty), and the forms box, hidden for one block (always
+    timed in the three forms, as its choice says) and kept as the user left it."""
+    spec = parse_spec_json(spec_json)
+    return {"time_size": gr.update(placeholder=size_placeholder(spec)),
+            "time_forms": gr.update(visible=scope != "block")}
+
+
 def timing_settings(spec: ResNeXtSpec, device, batch_size, image_size, dtype, mode,
                     channels_last, compile, forms=False) -> dict:
     """The Timing controls as time_model's keyword arguments (and the spec to time, at the
     image size asked for); SpecError or TimingSettingError (a ValueError) where one is bad.
     The resource guard uses the device's own memory; time_forms holds three models."""
     batch = views.whole(batch_size, "batch_size")
-    if image_size not in (None, "", 0):  # an empty box: the spec's own size
-        spec = spec.replace(image_size=views.whole(image_size, "image_size"))
+    text = "" if image_size is None else str(image_size).strip()
+    if text:  # an empty box: the spec's own size
+        number = int(text) if text.isdigit() else image_size
+        spec = spec.replace(image_size=views.whole(number, "image_size"))
     where = timing.resolve_device(device or "auto")  # TimingSettingError for a bad device
     limits = guards.Limits.for_device(where.type, timing.device_total_memory(where))
     guards.check(spec, batch, limits=limits, models=3 if forms else 1,
@@ -153,12 +175,28 @@ def _shown(run: list, target: ResNeXtSpec, scope, forms, results: list, last_tim
             note = next(n for n in result.notes if n.startswith("contended: "))
             message += (f"\n\n**{html.escape(result.name, quote=False)}:** "
                         f"{html.escape(note, quote=False)}")
+    compiled = [r for r in run if r.compile_s is not None]
+    if compiled:
+        message += "\n\n" + compile_note(compiled)
     if forms:
         message += "\n\n" + views.forms_lesson(run)
-    return {"time_message": message,
+    return {"time_message": message, "time_columns": views.timing_columns(run),
             "time_table": {"headers": views.TIMING_HEADERS, "data": results[:MAX_RESULTS]},
             "time_chart": views.timing_chart(run), "timing_results": results[:MAX_RESULTS],
             "last_times": json.dumps(times), "time_confirm": gr.update(visible=False)}
+
+
+def compile_note(compiled: list) -> str:
+    """What a compiled run measured and left out, and why compiled need not beat eager."""
+    took = ", ".join(f"{html.escape(r.name, quote=False)} {r.compile_s:,.1f} s"
+                     for r in compiled)
+    return (f"**torch.compile.** Compiling took {took}: the first warm-up call, in no timed "
+            "iteration; the times are of the compiled code, after warm-up. Compiled need not "
+            "be faster: the convolutions, nearly all the work here, run as the same library "
+            "kernels (oneDNN on the CPU, cuDNN on a GPU) compiled or not; compile fuses the BN, "
+            "ReLU and add around them and drops Python's per-layer overhead, which saves little "
+            "where the convolutions dominate, and its generated code can be slower for some "
+            "shapes.")
 
 
 time_confirmed = confirmed(time, "The same run, after its estimate was shown and accepted.")
@@ -168,3 +206,5 @@ def wire(page: Page) -> None:
     page.on("time_run.click", time, INPUTS, OUTPUTS, api_name="time", **DEVICE)
     page.on("time_confirm.click", time_confirmed, INPUTS, OUTPUTS, api_name="time_confirmed",
             **DEVICE)
+    page.on(["spec_json.change", "time_scope.change"], follow, ["spec_json", "time_scope"],
+            ["time_size", "time_forms"], api_name="time_follow", **FAST)

@@ -50,7 +50,15 @@ from .errors import TimingError, TimingSettingError
 from .estimate import estimate_seconds
 from .peak import matmul_peak_tflops, memory_bandwidth_gbs, refresh_peak
 from .profile import FormProfile, LayerProfile, ProfileResult, profile
-from .results import CSV_COLUMNS, TimingResult, csv_header, csv_row, format_table, variant_text
+from .results import (
+    CSV_COLUMNS,
+    TimingResult,
+    compile_text,
+    csv_header,
+    csv_row,
+    format_table,
+    variant_text,
+)
 from .settings import (
     DEFAULT_ITERS,
     DEFAULT_WARMUP,
@@ -65,8 +73,8 @@ __all__ = [
     "CSV_COLUMNS", "DEFAULT_ITERS", "DEFAULT_WARMUP", "DTYPES", "FOLD_TOLERANCE", "FormProfile",
     "GPU_ONLY_DTYPES", "LayerProfile", "MODES", "NOISE_THRESHOLD", "ProfileResult", "Stats",
     "TRAIN_FLOP_FACTOR", "TimingError", "TimingResult", "TimingSettingError", "TimingSettings",
-    "available_devices", "csv_header", "csv_row", "device_name", "device_total_memory",
-    "estimate_seconds", "fold_bn", "format_table", "matmul_peak_tflops", "memory_bandwidth_gbs",
-    "one_block", "profile", "quantile", "refresh_peak", "relative_error", "resolve_device",
-    "stopwatch", "summarize", "time_forms", "time_model", "variant_text",
+    "available_devices", "compile_text", "csv_header", "csv_row", "device_name",
+    "device_total_memory", "estimate_seconds", "fold_bn", "format_table", "matmul_peak_tflops",
+    "memory_bandwidth_gbs", "one_block", "profile", "quantile", "refresh_peak", "relative_error",
+    "resolve_device", "stopwatch", "summarize", "time_forms", "time_model", "variant_text",
 ]

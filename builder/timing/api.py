@@ -128,7 +128,7 @@ def _result(run: _Run, raw: dict, pristine: nn.Module, spec: ResNeXtSpec | None,
         device_type=dev.type, device_name=device_name(dev), torch_version=torch.__version__,
         settings=settings, noisy=stats.noisy, times_ms=raw["times_ms"],
         fold_rel_error=raw["fold_rel_error"], check_median_ms=raw["check_median_ms"],
-        notes=notes, form=_form_of(pristine, spec),
+        notes=notes, form=_form_of(pristine, spec), compile_s=raw.get("compile_s"),
         contention=None if raw["contention"] is None else raw["contention"].to_dict(),
         contended=raw["contention"] is not None and raw["contention"].contended)
 

@@ -41,7 +41,15 @@ _ASSUMED_PEAK_TFLOPS = {"cpu": {"fp32": 0.1, "bf16": 0.05, "fp16": 0.05},
 # measured under load does not make every later estimate long.
 _PEAK_FLOOR_TFLOPS = {"cpu": {"fp32": 0.04, "bf16": 0.01, "fp16": 0.004},
                       "cuda": {"fp32": 1.0, "tf32": 1.0, "bf16": 1.0, "fp16": 1.0}}
-_COMPILE_S = {"cpu": 120.0, "cuda": 60.0}
+# torch.compile: a fixed part plus a part per module call (the graph Inductor generates code
+# for grows with them); a least-squares fit to cold compiles of ResNeXt-50's three forms on 2
+# CPU cores, within 5% of each (RESULTS.md). The GPU's fixed part is a guess, not measured.
+_COMPILE_FIXED_S = {"cpu": 12.0, "cuda": 60.0}
+_COMPILE_PER_CALL_S = 0.051
+
+
+def _compile_seconds(device_type: str, calls: int) -> float:
+    return _COMPILE_FIXED_S[device_type] + calls * _COMPILE_PER_CALL_S
 _PEAK_MEASURE_S = 3.0
 
 # estimate_seconds's positional arguments before TimingSettings (still accepted)
@@ -113,8 +121,9 @@ def estimate_seconds(spec: ResNeXtSpec, settings: TimingSettings | int | None = 
 
     How: (warm-up + timed iterations) x, per iteration, the analytic FLOPs (x3 in training) of
     the stem, the head and each stage divided by (peak x the form's efficiency at that
-    stage's path width d), plus the module calls x a host time per call; plus a fixed compile
-    time when compiling, and the peak's measurement if it is still to come. The peak is this
+    stage's path width d), plus the module calls x a host time per call; plus the compile
+    time when compiling (a fixed part and a part per module call), and the peak's measurement
+    if it is still to come. The peak is this
     device's matmul peak measured once per process (now, unless measure=False or the GPU is
     busy with another run of this process: then an assumed modest one), never less than
     _PEAK_FLOOR_TFLOPS."""
@@ -140,5 +149,6 @@ def estimate_seconds(spec: ResNeXtSpec, settings: TimingSettings | int | None = 
                        / (peak_tflops * 1e12 * _efficiency(dev.type, form, width))
                        for macs, width in parts)
         per_iter += calls * factor * _PER_CALL_S[dev.type]
-        total += (s.warmup + s.iters) * per_iter + (_COMPILE_S[dev.type] if s.compile else 0.0)
+        total += (s.warmup + s.iters) * per_iter + (_compile_seconds(dev.type, calls)
+                                                     if s.compile else 0.0)
     return total + overhead

@@ -41,6 +41,9 @@ class TimingResult:
     # other work during the timed iterations (builder.timing.contention), None if unmeasured
     contention: dict | None = None
     contended: bool = False  # the machine was saturated and other work took cores from it
+    # torch.compile: seconds of the first warm-up call (compiling, then one call), which no
+    # timed iteration includes; None without compile
+    compile_s: float | None = None
 
     @property
     def check_ratio(self) -> float | None:
@@ -82,11 +85,20 @@ class TimingResult:
             lines.append(f"  BN folded; output checked against the unfolded model: relative "
                          f"error {self.fold_rel_error:.1e} (tolerance "
                          f"{FOLD_TOLERANCE[s['dtype']]:.0e})")
+        if self.compile_s is not None:
+            lines.append(f"  {compile_text(self)}")
         if self.check_median_ms is not None:
             lines.append(f"  torch.utils.benchmark.Timer, same step: median "
                          f"{self.check_median_ms:.2f} ms (ratio {self.check_ratio:.3f})")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def compile_text(result: TimingResult) -> str:
+    """What a compiled run measured, and what it left out."""
+    return (f"torch.compile: the first warm-up call compiled the model ({result.compile_s:,.1f} "
+            f"s, compiling and one call); that time is in no timed iteration: the "
+            f"{result.settings['iters']} timed iterations ran the compiled code")
 
 
 def variant_text(settings: dict) -> str:

@@ -275,7 +275,7 @@ def _attempt_held(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool
     if probe:
         plan = dataclasses.replace(plan, compile=False, cuda_graphs=False, fast=False)
     out = {"fold_rel_error": None, "check_median_ms": None, "peak_memory_bytes": None,
-           "cudagraph_skips": None, "contention": None}
+           "cudagraph_skips": None, "contention": None, "compile_s": None}
     skips = _cudagraph_skips() if plan.compile and plan.cuda_graphs else None
     units = plan.units
     with _numerics(dev, plan.dtype, plan.cudnn_benchmark):
@@ -307,7 +307,10 @@ def _attempt_held(pristine: nn.Module, plan: _Plan, batch_size: int, probe: bool
                 step()
                 continue
             try:  # the first call compiles: say so if that is what fails
+                elapsed = stopwatch()
                 step()
+                _sync(dev)
+                out["compile_s"] = elapsed()  # compiling, then one call: not in the times
             except Exception as exc:
                 if _is_oom(exc):
                     raise
