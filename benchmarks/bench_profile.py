@@ -57,13 +57,16 @@ def main(argv=None) -> int:
              f"- Device: {result.device_name}; torch {torch.__version__}, Python "
              f"{platform.python_version()}; batch {args.batch}, {args.dtype}, "
              f"{'channels_last' if args.channels_last else 'NCHW'}, inference; 1 warm-up, "
-             f"{args.iters} plain + {result.iterations} profiled iterations.",
+             f"{args.iters} plain (half before, half after the profiled ones: the drift "
+             f"column is how far the halves differ) + {result.iterations} profiled "
+             "iterations.",
              f"- Roof: {result.peak_tflops:.3g} TFLOP/s (best of torch.mm and, on the CPU, "
              f"oneDNN's 1x1 conv), {result.bandwidth_gbs:.3g} GB/s (a copy).", "",
-             "| form | plain ms | profiled ms | overhead | layers ms | other ms | layers % |"
-             " op calls | kernels |", "|---|---|---|---|---|---|---|---|---|"]
+             "| form | plain ms | plain drift | profiled ms | overhead | layers ms | other ms "
+             "| layers % | op calls | kernels |", "|---|---|---|---|---|---|---|---|---|---|"]
     for form, p in result.forms.items():
-        lines.append(f"| ({form}) | {p.plain_ms:.2f} | {p.profiled_wall_ms:.2f} | "
+        lines.append(f"| ({form}) | {p.plain_ms:.2f} | {100 * p.plain_drift:.0f}% | "
+                     f"{p.profiled_wall_ms:.2f} | "
                      f"{100 * p.overhead:+.0f}% | {p.layers_ms:.2f} | {p.other_ms:.2f} | "
                      f"{100 * p.coverage:.1f} | {p.op_calls} | {p.kernels} |")
     lines += ["", "Roofline points of the block's layers (the later conv2 block, layer1.1; "

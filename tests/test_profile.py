@@ -277,3 +277,26 @@ def test_equal_flops_step_before_and_after_a_profile(forms_profile):
     a = forms_profile.forms["a"]
     assert f"form (a): {a.total_ms:.3g} ms, {a.op_calls:,} operator calls" in after["text"]
     assert "(groups=32)" in after["text"]
+
+
+def test_plain_iterations_bracket_the_profiled_ones(monkeypatch):
+    """Half the plain iterations run before the profiled ones and half after: a machine that
+    changed pace in between shows as plain_drift, and the overhead is then called noise."""
+    import importlib
+
+    P = importlib.import_module("builder.timing.profile")  # the module, not T.profile
+    real, calls = P._time_calls, []
+
+    def scripted(fn, device, count, between=None):
+        calls.append(count)
+        times = real(fn, device, count, between)
+        return {0: [10.0] * count, 2: [20.0] * count}.get(len(calls) - 1, times)
+
+    monkeypatch.setattr(P, "_time_calls", scripted)
+    result = T.profile(C32.replace(form="c"), batch_size=1, device="cpu", warmup=1, iters=4)
+    assert calls == [2, 4, 2]  # plain before, profiled (iters, at most MAX_PROFILED), after
+    main = result.main
+    assert main.plain_ms == 15.0 and main.plain_drift == pytest.approx(10 / 15)
+    note = next(n for n in result.notes if n.startswith("form (c): layers cover"))
+    assert note.endswith("within the noise: the plain time moved 67% between before and after "
+                         "the profiled iterations") == (abs(main.overhead) < 10 / 15)

@@ -14,7 +14,8 @@ across module boundaries and no layer can be timed: `layers` is empty, totals an
 counts remain. CUDA graphs replay without the profiler seeing layers: refused.
 
 The profiler's own overhead: the same step timed without the profiler and the hooks
-(`plain_ms`, the median of the timed iterations) against the profiled wall time.
+(`plain_ms`, the median of the timed iterations, half of them before the profiled ones and half
+after: `plain_drift` says how far the two halves differ) against the profiled wall time.
 
 Per layer: multiply-adds for the batch from the module's shapes (a conv: output elements x
 in/groups x k x k; a Linear: in x out x rows; a BN: 2 per channel per image, builder.complexity's
@@ -102,6 +103,9 @@ class FormProfile:
     layers_ms: float = 0.0  # leaf layers + blocks' own ops
     other_ms: float = 0.0  # total_ms - layers_ms: the framework, outside modules
     macs: int = 0  # sum over layers
+    # |median before - median after| / plain_ms: the plain iterations run half before and half
+    # after the profiled ones, so that a machine that changed pace in between shows here
+    plain_drift: float = 0.0
 
     @property
     def overhead(self) -> float:
@@ -171,6 +175,11 @@ class ProfileResult:
 
 
 # -- hooks: a record_function scope around every module call ---------------------------------
+# torch's C++ record function where this torch has it: the same profiler events as
+# torch.profiler.record_function for a fraction of its cost per call (no Python object of its
+# own per scope, no op dispatch to open and close it)
+_record_function = getattr(torch._C._profiler, "_RecordFunctionFast",
+                           torch.profiler.record_function)
 class _Scopes:
     """Forward pre/post hooks on every module: a profiler scope per call, and on the first
     calls of each leaf, its shapes (for the analytic multiply-adds and bytes)."""
@@ -190,7 +199,7 @@ class _Scopes:
 
     def _enter(self, path: str):
         def hook(module, args):
-            scope = torch.profiler.record_function(SCOPE + path)
+            scope = _record_function(SCOPE + path)
             scope.__enter__()
             self.open.append(scope)
         return hook
@@ -483,7 +492,7 @@ def _measure(run: _Run, model, step, plan: _Plan, value_bytes: int,
         run.report(i / units, f"warm-up {i + 1}/{plan.warmup}")
         step()
     run.report(plan.warmup / units, f"plain timing, {plan.iters} iterations")
-    plain = _time_calls(step, dev, plan.iters, lambda i: run.check())
+    before = _time_calls(step, dev, (plan.iters + 1) // 2, lambda i: run.check())
     scopes = _Scopes(model, value_bytes) if not plan.compile else None
     try:
         if scopes is not None:
@@ -504,6 +513,10 @@ def _measure(run: _Run, model, step, plan: _Plan, value_bytes: int,
     finally:
         if scopes is not None:
             scopes.remove()
+    after = _time_calls(step, dev, plan.iters // 2, lambda i: run.check())
+    plain = before + after
+    drift = (abs(statistics.median(before) - statistics.median(after)) / statistics.median(plain)
+             if after else 0.0)
     run.report((units - 1) / units, "reading the profile")
     leaves = scopes.leaves if scopes is not None else {}
     tally, steps = _tally(prof, leaves, cuda)
@@ -513,7 +526,7 @@ def _measure(run: _Run, model, step, plan: _Plan, value_bytes: int,
     layers_ms = sum(r.self_ms for r in rows)
     return FormProfile(
         form="", name="",
-        total_ms=total_ms, plain_ms=statistics.median(plain),
+        total_ms=total_ms, plain_ms=statistics.median(plain), plain_drift=drift,
         profiled_wall_ms=statistics.median(wall), op_calls=round(tally.op_calls / steps),
         kernels=round(tally.kernels / steps), layers=rows, layers_ms=layers_ms,
         other_ms=total_ms - layers_ms, macs=sum(r.macs for r in rows)), prof
@@ -535,7 +548,10 @@ def _notes(result: ProfileResult, s: TimingSettings) -> None:
                      f"step; the other {p.other_ms:.3g} ms is the framework outside modules "
                      f"(Python between modules, the scope hooks, autocast/inference-mode "
                      f"entry); the profiler's overhead: {100 * p.overhead:+.0f}% "
-                     f"({p.profiled_wall_ms:.3g} ms profiled vs {p.plain_ms:.3g} ms plain)")
+                     f"({p.profiled_wall_ms:.3g} ms profiled vs {p.plain_ms:.3g} ms plain)"
+                     + (f", within the noise: the plain time moved {100 * p.plain_drift:.0f}% "
+                        "between before and after the profiled iterations"
+                        if p.plain_drift > max(0.1, abs(p.overhead)) else ""))
     above = [(form, r) for form, p in result.forms.items() for r in p.layers
              if r.tflops is not None and r.tflops > result.peak_tflops]
     if above:
