@@ -122,8 +122,8 @@ def _best_coverage(spec, form, first, tries=3, **settings):
 
 # Coverage bounds at the fixture's small size (best of up to three runs). Form (c): the
 # issue's 15%. Forms (a) and (b) run ~230 module calls of operators of tens of microseconds,
-# so the framework between modules (Python, the scope hooks) takes 20-26% of their step here
-# (measured 0.74-0.80 on a quiet moment); at 224x224 all three forms cover 96-99%
+# so the framework between modules (Python, the scope hooks) takes 15-20% of their step here
+# (measured 0.80-0.86 on a quiet machine); one conv2 block at 224x224 covers 88-96%
 # (benchmarks/RESULTS.md, bench_profile), within the 15%.
 COVERAGE = {"a": 0.6, "b": 0.6, "c": 0.85}
 
