@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.bench_summary import cpu_model  # noqa: E402
+from benchmarks.bench_summary import cpu_model, publish  # noqa: E402
 from builder import PRESETS  # noqa: E402
 from builder.timing.estimate import _compile_seconds, _module_calls  # noqa: E402
 
@@ -78,10 +78,7 @@ def main() -> int:
         *lines,
         "",
     ])
-    print(text)
-    if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write(text)
+    publish(text, append=not args.no_append)
     return 0
 
 

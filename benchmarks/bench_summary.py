@@ -73,6 +73,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def publish(text: str, append: bool = True) -> None:
+    """Print a benchmark's section and append it to benchmarks/RESULTS.md (one write: other
+    benchmarks append to the same file)."""
+    print(text)
+    if append:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"appended to {ROOT / 'benchmarks' / 'RESULTS.md'}")
+
+
 def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
@@ -179,11 +189,7 @@ def main() -> int:
         *verdicts,
         "",
     ])
-    print(text)
-    if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write(text)  # one write: others append to the same file
-        print(f"appended to {ROOT / 'benchmarks' / 'RESULTS.md'}")
+    publish(text, append=not args.no_append)
     return 0
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torchinfo  # noqa: E402
 
-from benchmarks.bench_summary import cpu_model  # noqa: E402
+from benchmarks.bench_summary import cpu_model, publish  # noqa: E402
 from builder import PRESETS, build_model  # noqa: E402
 from builder import summary as summary_module  # noqa: E402
 from builder.summary import rows_table, summarize  # noqa: E402
@@ -99,11 +99,7 @@ def main() -> int:
         *lines,
         "",
     ])
-    print(text)
-    if not args.no_append:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"appended to {ROOT / 'benchmarks' / 'RESULTS.md'}")
+    publish(text, append=not args.no_append)
     return 0
 
 
