@@ -117,12 +117,15 @@ def wire(page: Page) -> None:
     # The heavy views follow the last valid spec: an invalid input leaves spec_json as it
     # was, so they keep showing the last valid results.
     outputs = ["block_html", "block_svg", "block_dot", "block_index"]
+    # one queue, one at a time, for the drawing's events: a block picked right after a stage
+    # is drawn after that stage's default block, never overwritten by it
+    ordered = {**HEAVY, "concurrency_limit": 1, "concurrency_id": "block_view"}
     page.on(["spec_json.change", "block_index.input", "block_forms.input"], block_graph,
             ["spec_json", "stage", "block_forms", "block_index"], outputs,
-            api_name="block_graph", **HEAVY)
+            api_name="block_graph", **ordered)
     # a new stage shows its default block (Fig. 3's kind)
     page.on("stage.input", block_graph, ["spec_json", "stage", "block_forms"], outputs,
-            api_name="block_stage", **HEAVY)
+            api_name="block_stage", **ordered)
     page.on("block_png.click", block_png, ["spec_json", "stage", "block_index"], "png_file",
             api_name="block_png", concurrency_limit=2).then(None, page["png_file"], None,
                                                             js=DOWNLOAD_JS)
