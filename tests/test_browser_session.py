@@ -87,10 +87,12 @@ def _controls(page) -> None:
     page.locator("#controls").get_by_text("More", exact=True).click()
     page.locator("#stem-width input").fill("32")
     page.locator("#in-channels input").fill("1")
+    link = page.locator("#share-link textarea")
     page.locator("#zero-init input").check()
+    expect(link).to_have_value(re.compile(r"&zero_init=1"))
     page.locator("#zero-init input").uncheck()
-    expect(page.locator("#share-link textarea")).to_have_value(re.compile(r"stem_width=32|"
-                                                                          r"sw=32|width0=32"))
+    expect(link).not_to_have_value(re.compile(r"zero_init"))
+    expect(link).to_have_value(re.compile(r"&stem_width=32"))
 
 
 def _tabs(page) -> None:
