@@ -62,6 +62,7 @@ from builder.complexity import network_counts  # noqa: E402
 from builder.flops import compare, flop_counters  # noqa: E402
 from builder.fold import one_block  # noqa: E402
 from builder.timing.memory import measure_memory  # noqa: E402
+from builder.timing.profile import SUM_BOUND  # noqa: E402
 
 FAST = {"batch_size": 1, "device": "cpu", "warmup": 1, "iters": 2}
 BIGGER = {**FAST, "batch_size": 2}
@@ -123,19 +124,41 @@ def _best_coverage(spec, form, first, tries=3, **settings):
 # Coverage bounds at the fixture's small size (best of up to three runs). Form (c): the
 # issue's 15%. Forms (a) and (b) run ~230 module calls of operators of tens of microseconds,
 # so the framework between modules (Python, the scope hooks) takes 15-20% of their step here
-# (measured 0.80-0.86 on a quiet machine); one conv2 block at 224x224 covers 88-96%
-# (benchmarks/RESULTS.md, bench_profile), within the 15%.
+# (measured 0.80-0.86 on a quiet machine): the bound at full size is the next test's.
 COVERAGE = {"a": 0.6, "b": 0.6, "c": 0.85}
 
 
-def test_layers_add_up_to_the_step_within_15_percent(forms_profile):
+def test_layers_cover_the_small_step_to_the_stated_bounds(forms_profile):
     """Leaf layers + blocks' own ops cover the profiled step (bounds: COVERAGE); the rest
     (other_ms) is the framework between modules."""
     for form, p in forms_profile.forms.items():
         assert p.other_ms == pytest.approx(p.total_ms - p.layers_ms)
         assert p.coverage <= 1.0 + 1e-9
+        note = next(n for n in forms_profile.notes if n.startswith(f"form ({form}):"))
+        assert ("more than 15%: many short module calls" in note) == (p.coverage < 0.85)
         best = _best_coverage(C32.replace(image_size=64), form, p.coverage, **BIGGER)
         assert best >= COVERAGE[form], (form, best)
+
+
+# bench_profile's network: the stem and ResNeXt-50's first two conv2 blocks at 224x224
+FULL_SIZE = PRESETS["resnext50_32x4d"].replace(depths=(2,), image_size=224)
+
+
+def test_layers_add_up_to_the_step_within_15_percent_at_full_size():
+    """The issue's bound, for every form, at the paper's image size: leaf layers + blocks'
+    own ops cover at least 85% of the profiled step (best of up to three runs per form, for
+    a loaded machine; 0.92, 0.88 and 0.95 measured for (a), (b), (c) on a quiet one)."""
+    settings = {**FAST, "iters": 2}
+    first = T.profile(FULL_SIZE, forms="abc", **settings)
+    for form, p in first.forms.items():
+        assert p.other_ms == pytest.approx(p.total_ms - p.layers_ms)
+        assert p.coverage <= 1.0 + 1e-9
+        best = p.coverage
+        for _ in range(2):
+            if best >= 1 - SUM_BOUND:
+                break
+            best = max(best, T.profile(FULL_SIZE.replace(form=form), **settings).main.coverage)
+        assert best >= 1 - SUM_BOUND, (form, best)
 
 
 def test_form_a_makes_many_times_the_calls_of_form_c(forms_profile):

@@ -543,15 +543,7 @@ def _notes(result: ProfileResult, s: TimingSettings) -> None:
                      + ("; on a GPU the backward runs on autograd's device thread, whose "
                         "kernels fall outside the step scope: read profiled_wall_ms"
                         if result.device_type == "cuda" else ""))
-    for form, p in result.forms.items():
-        notes.append(f"form ({form}): layers cover {100 * p.coverage:.1f}% of the profiled "
-                     f"step; the other {p.other_ms:.3g} ms is the framework outside modules "
-                     f"(Python between modules, the scope hooks, autocast/inference-mode "
-                     f"entry); the profiler's overhead: {100 * p.overhead:+.0f}% "
-                     f"({p.profiled_wall_ms:.3g} ms profiled vs {p.plain_ms:.3g} ms plain)"
-                     + (f", within the noise: the plain time moved {100 * p.plain_drift:.0f}% "
-                        "between before and after the profiled iterations"
-                        if p.plain_drift > max(0.1, abs(p.overhead)) else ""))
+    notes.extend(_form_note(form, p, s) for form, p in result.forms.items())
     above = [(form, r) for form, p in result.forms.items() for r in p.layers
              if r.tflops is not None and r.tflops > result.peak_tflops]
     if above:
@@ -562,3 +554,18 @@ def _notes(result: ProfileResult, s: TimingSettings) -> None:
             "convolution algorithm that does fewer multiplications than the direct count "
             "(Winograd, FFT: cuDNN picks them), a layer too short for the clock, or a peak "
             "measured while other work loaded the machine")
+
+
+def _form_note(form: str, p: FormProfile, s: TimingSettings) -> str:
+    """What the layers cover, what the rest is, and the profiler's overhead, in one line."""
+    wide = p.coverage < 1 - SUM_BOUND and not s.compile and s.mode != "train"
+    drifted = p.plain_drift > max(0.1, abs(p.overhead))
+    return (f"form ({form}): layers cover {100 * p.coverage:.1f}% of the profiled step; the "
+            f"other {p.other_ms:.3g} ms is the framework outside modules (Python between "
+            "modules, the scope hooks, autocast/inference-mode entry)"
+            + (f", more than {100 * SUM_BOUND:.0f}%: many short module calls, each with "
+               "Python around it, a share that shrinks as the image grows" if wide else "")
+            + f"; the profiler's overhead: {100 * p.overhead:+.0f}% "
+            f"({p.profiled_wall_ms:.3g} ms profiled vs {p.plain_ms:.3g} ms plain)"
+            + (f", within the noise: the plain time moved {100 * p.plain_drift:.0f}% between "
+               "before and after the profiled iterations" if drifted else ""))
