@@ -28,10 +28,10 @@ def _import():
         package = types.ModuleType("builder")
         package.__path__ = [str(ROOT / "builder")]
         sys.modules["builder"] = package
-    from builder import timing
+    from builder import roofline, timing
     from builder.spec import PRESETS
 
-    return timing, PRESETS
+    return timing, roofline, PRESETS
 
 
 def main(argv=None) -> int:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
-    timing, presets = _import()
+    timing, roofline, presets = _import()
     block = presets[args.preset].replace(depths=(2,), image_size=224)
     settings = dict(batch_size=args.batch, device=args.device, dtype=args.dtype,
                     channels_last=args.channels_last, warmup=1, iters=args.iters)
@@ -69,19 +69,19 @@ def main(argv=None) -> int:
                      f"{p.profiled_wall_ms:.2f} | "
                      f"{100 * p.overhead:+.0f}% | {p.layers_ms:.2f} | {p.other_ms:.2f} | "
                      f"{100 * p.coverage:.1f} | {p.op_calls} | {p.kernels} |")
-    lines += ["", "Roofline points of the block's layers (the later conv2 block, layer1.1; "
-              "forms (a) and (b) summed over their 32 paths per layer):", "",
+    lines += ["", "Roofline points of the block's convolutions (the later conv2 block, "
+              "layer1.1; forms (a) and (b) summed over their 32 paths per layer):", "",
               "| form | layer | calls | ms | FLOP/byte | TFLOP/s | % of peak |",
               "|---|---|---|---|---|---|---|"]
     for form, p in result.forms.items():
         groups: dict[str, list] = {}
         for r in p.layers:
-            if r.name.startswith("layer1.1.") and r.macs:
+            if r.name.startswith("layer1.1.") and r.kind in roofline.PLOTTED:
                 parts = r.name.split(".")
                 key = ".".join("*" if parts[i - 1] == "paths" else part
                                for i, part in enumerate(parts))
                 groups.setdefault(key, []).append(r)
-        for key, rows in groups.items():
+        for key, rows in sorted(groups.items(), key=lambda g: -sum(r.self_ms for r in g[1])):
             ms = sum(r.self_ms for r in rows)
             macs = sum(r.macs for r in rows)
             moved = sum(r.bytes for r in rows)

@@ -5,13 +5,35 @@ matplotlib with the Agg backend (no display); log axes, as a roofline needs."""
 from __future__ import annotations
 
 MARKERS = {"a": "o", "b": "s", "c": "^"}
+# the layers whose multiply-adds are their work; builder.complexity counts a BN at 2 per
+# channel per image, which would put BN, as ReLU and pooling, at no meaningful intensity
+PLOTTED = ("Conv2d", "Linear")
 
 
 def points(result) -> dict[str, list[tuple[str, float, float]]]:
-    """form -> [(layer name, FLOP/byte, TFLOP/s)] for the layers that do multiply-adds."""
+    """form -> [(layer name, FLOP/byte, TFLOP/s)] for the convolutions and the classifier."""
     return {form: [(r.name, r.intensity, r.tflops) for r in p.layers
-                   if r.intensity is not None and r.tflops is not None]
+                   if r.kind in PLOTTED and r.intensity is not None and r.tflops is not None]
             for form, p in result.forms.items()}
+
+
+def above_roof(result) -> list[tuple[str, str]]:
+    """(form, layer) of the points above the roof at their intensity."""
+    return [(form, name) for form, pts in points(result).items() for name, x, y in pts
+            if y > min(result.peak_tflops, x * result.bandwidth_gbs / 1e3)]
+
+
+def caption(result) -> str:
+    """What the chart shows, and why a point can sit above the roof."""
+    text = ("Points: the convolutions and the classifier, whose multiply-adds are their work. "
+            "BN, ReLU and pooling are in the layer table: they move memory and do almost no "
+            "arithmetic.")
+    above = above_roof(result)
+    if above:
+        text += (f" {len(above)} point(s) above the roof: the bandwidth roof is a copy of a "
+                 "buffer far larger than the caches, and a layer whose data stays in the caches "
+                 "moves its bytes faster; above the compute roof, see the peak note.")
+    return text
 
 
 def ridge(result) -> float:
@@ -48,6 +70,7 @@ def plot(result, path: str) -> str:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        figure.savefig(path)
     plt.close(figure)
     return path

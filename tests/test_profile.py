@@ -288,6 +288,28 @@ def test_cli_profile_json_csv_roofline_and_trace(tmp_path, capsys):
     assert "traceEvents" in json.load(open(paths["trace"], encoding="utf-8"))
 
 
+def test_roofline_points_are_the_convolutions_and_the_classifier(forms_profile, tmp_path):
+    """Each convolution and the classifier is a point (form (a) at C=32: 32 paths x 3 convs,
+    the downsample, the stem and fc); the caption counts the points above the roof; the SVG
+    keeps its text (the roof's measured figures, one legend entry per form)."""
+    from builder import roofline
+
+    found = roofline.points(forms_profile)
+    for form, p in forms_profile.forms.items():
+        wanted = sorted(r.name for r in p.layers if r.kind in ("Conv2d", "Linear"))
+        assert sorted(name for name, _, _ in found[form]) == wanted
+    assert len(found["a"]) == 32 * 3 + 3 and len(found["c"]) == 3 + 3
+    above = [(f, n) for f, pts in found.items() for n, x, y in pts
+             if y > min(forms_profile.peak_tflops, x * forms_profile.bandwidth_gbs / 1e3)]
+    assert roofline.above_roof(forms_profile) == above
+    assert (f"{len(above)} point(s) above the roof" in roofline.caption(forms_profile)) == bool(
+        above)
+    svg = open(roofline.plot(forms_profile, str(tmp_path / "r.svg")), encoding="utf-8").read()
+    roof = (f"roof: {forms_profile.peak_tflops:.3g} TFLOP/s, "
+            f"{forms_profile.bandwidth_gbs:.3g} GB/s")
+    assert roof in svg and all(f"form ({f}) layers" in svg for f in FORMS)
+
+
 # -- learn: "equal FLOPs, different speed" ----------------------------------------------------
 def test_equal_flops_step_before_and_after_a_profile(forms_profile):
     from builder.learn import STEP_COUNT, equal_flops_step

@@ -144,7 +144,8 @@ def roofline_html(result) -> str:
         roofline.plot(result, str(path))
         svg = path.read_text(encoding="utf-8")
     svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype
-    return f'<div class="graph-view roofline">{svg}</div>'
+    return (f'<div class="graph-view roofline">{svg}</div>'
+            f'<p class="roofline-caption">{html.escape(roofline.caption(result))}</p>')
 
 
 # -- the heat map: the block drawing coloured by measured self time ---------------------------

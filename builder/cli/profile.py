@@ -89,9 +89,9 @@ def _run(spec, args) -> int:
         data["counters"] = [r.to_dict() for r in flop_counters(
             result.spec, settings.batch_size)]
     if args.roofline:
-        from ..roofline import plot
+        from ..roofline import caption, plot
 
-        plot(result, args.roofline)
+        data["roofline"] = {"file": plot(result, args.roofline), "note": caption(result)}
     if args.trace:
         result.export_chrome_trace(args.trace)
     if args.csv:
@@ -138,7 +138,8 @@ def text(result, data: dict) -> str:
         lines += ["", "Forms: equal in math, not in time"]
         lines += _table([("form", "step ms", "plain ms", "op calls", "kernels", "layers %")] + [
             (f"({f})", f"{p.total_ms:.2f}", f"{p.plain_ms:.2f}", str(p.op_calls),
-             str(p.kernels), f"{100 * p.coverage:.1f}") for f, p in result.forms.items()])
+             str(p.kernels), f"{100 * p.coverage:.1f}") for f, p in result.forms.items()],
+            left=1)
     if "memory" in data:
         lines += ["", "Memory: the guards' estimate and the measured peak"]
         lines += _table([("form", "mode", "estimated MiB", "measured MiB", "ratio")] + [
@@ -150,15 +151,18 @@ def text(result, data: dict) -> str:
 
         lines += ["", "FLOP counters", counters_table([CounterRow(**c)
                                                        for c in data["counters"]])]
+    if "roofline" in data:
+        lines += ["", f"roofline: {data['roofline']['file']}: {data['roofline']['note']}"]
     lines += [""] + [f"note: {n}" for n in result.notes]
     if result.peak_note:
         lines.append(f"note: {result.peak_note}")
     return "\n".join(lines)
 
 
-def _table(rows) -> list[str]:
+def _table(rows, left: int = 2) -> list[str]:
+    """Aligned columns: the first `left` of them text (to the left), the rest numbers."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+    out = ["  ".join(c.ljust(w) if i < left else c.rjust(w)
                      for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
            for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
