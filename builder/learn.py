@@ -16,7 +16,7 @@ import math
 import re
 
 from .graph import MAX_PATHS
-from .network import figure_block
+from .network import figure_block, stage_plans
 from .spec import ResNeXtSpec, SpecError
 
 
@@ -179,19 +179,27 @@ def equal_flops_step(spec: ResNeXtSpec, result=None) -> dict:
     that no profile has run yet. Same keys as `lesson`'s step."""
     k = _numbers(spec)
     C, w = k["C"], k["w"]
-    size = 56  # conv2's 56x56 at 224: the intensities per image (weights read once)
-    grouped = 2 * 9 * w * (w // C) * size * size
-    dense = 2 * 9 * w * w * size * size
-    moved = 4 * (2 * w * size * size)  # fp32 input + output; weights apart
-    text = (
-        f"Form (c)'s grouped $3{{\times}}3$ does $1/C = 1/{C}$ of the multiply-adds of a "
-        f"dense $3{{\times}}3$ of the same width ({_n(w)}) on the same activations, so its "
-        f"arithmetic intensity (FLOP per byte moved) is about $1/{C}$ of the dense one's: "
-        f"{grouped / (moved + 4 * 9 * w * w // C):.3g} against "
-        f"{dense / (moved + 4 * 9 * w * w):.3g} FLOP/byte per image at 56x56 in fp32. Low "
-        "intensity means the layer waits on memory, not arithmetic (the roofline's sloped "
-        f"roof). Form (a) runs the same multiply-adds as {C} paths of small convolutions: "
-        f"about {C} times the kernels, each too small to fill the machine.\n\n")
+    size = stage_plans(spec)[0].size_out  # conv2's size (56x56 at 224): per image
+    if C == 1:
+        text = ("Here $C = 1$: this network is a ResNet. Its $3{\\times}3$ is dense and the "
+                "three forms are the same layers, one path, so they run alike. Raise the "
+                "cardinality at the same complexity (the keep-complexity box) to see the "
+                "grouped $3{\\times}3$ lose arithmetic intensity and form (a) launch C times "
+                "the kernels.\n\n")
+    else:
+        moved = 4 * 2 * w * size * size  # fp32 input + output
+        grouped = 2 * 9 * w * (w // C) * size * size / (moved + 4 * 9 * w * w // C)
+        dense = 2 * 9 * w * w * size * size / (moved + 4 * 9 * w * w)
+        text = (
+            f"Form (c)'s grouped $3{{\\times}}3$ does $1/C = 1/{C}$ of the multiply-adds of "
+            f"a dense $3{{\\times}}3$ of the same width ({_n(w)}) on the same activations, so "
+            f"its arithmetic intensity (FLOP per byte moved) is {dense / grouped:.3g} times "
+            f"lower: {grouped:.3g} against {dense:.3g} FLOP/byte per image at {size}x{size} in "
+            f"fp32, weights read once (at most {C} times, where the activations are most of "
+            "the bytes). Low intensity means the layer waits on memory, not "
+            "arithmetic (the roofline's sloped roof). Form (a) runs the same multiply-adds as "
+            f"{C} paths of small convolutions: about {C} times the kernels, each too small to "
+            "fill the machine.\n\n")
     if result is None:
         text += ("No profile has run yet: run one (the Profile view, or `python -m builder "
                  "profile --forms`) to see this network's measured numbers here.")

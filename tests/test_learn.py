@@ -52,3 +52,35 @@ def test_highlight_svg_only_marks_the_ids_asked_for():
     svg = '<g id="sum" class="node merge"><g id="sum2" class="node merge">'
     assert highlight_svg(svg, ["sum"]) == (
         '<g id="sum" class="node merge highlight"><g id="sum2" class="node merge">')
+
+
+@pytest.mark.parametrize("name", ["resnext50_32x4d", "resnet50", "resnext29_8x64d"])
+def test_every_text_is_printable_and_its_formulas_close(name):
+    """No control character in a step (a "\\t" in "\\times" once reached the page as a tab
+    and KaTeX drew "3imes3"), and every $ formula is closed."""
+    from builder.learn import equal_flops_step
+
+    spec = PRESETS[name]
+    texts = [lesson(spec, i)["text"] for i in range(STEP_COUNT)]
+    texts.append(equal_flops_step(spec)["text"])
+    for text in texts:
+        assert not any(ord(ch) < 32 and ch != "\n" for ch in text), text
+        assert text.count("$") % 2 == 0, text
+
+
+def test_equal_flops_step_at_c_1_and_at_the_stage_size():
+    """A ResNet (C = 1) gets no "1/1 of a dense 3x3"; the intensities are at the stage's own
+    size (32x32 for the CIFAR stem, 56x56 at 224): hand-computed for ResNeXt-29 (8x64d),
+    w = 512, d = 64: 2*9*512*64*32^2 / (4*2*512*32^2 + 4*9*512*64) = 112.4 FLOP/byte against
+    2*9*512^2*32^2 / (4*2*512*32^2 + 4*9*512^2) = 354.5 dense, 3.15 times (not 8: the dense
+    conv's weights are most of its bytes)."""
+    from builder.learn import equal_flops_step
+
+    resnet = equal_flops_step(PRESETS["resnet50"])["text"]
+    assert "this network is a ResNet" in resnet and "1/1" not in resnet
+    cifar = equal_flops_step(PRESETS["resnext29_8x64d"])["text"]
+    assert "3.15 times lower: 112 against 354 FLOP/byte per image at 32x32" in cifar
+    assert "at most 8 times" in cifar
+    # ResNeXt-50: w = 128, d = 4 at 56x56: 8.95 against 243, 27.2 times (about C = 32)
+    assert "27.2 times lower: 8.95 against 243 FLOP/byte per image at 56x56" in (
+        equal_flops_step(PRESETS["resnext50_32x4d"])["text"])
