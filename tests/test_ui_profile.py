@@ -44,7 +44,9 @@ def test_form_a_calls_more_operators_than_form_c(shown):
 
 
 def test_roofline_trace_counters_and_lesson(shown):
-    assert "<svg" in shown["profile_roofline"]
+    roof = shown["profile_roofline"]
+    assert "<svg" in roof and "<?xml" not in roof and "Full screen" in roof  # the tools
+    assert "Points: the convolutions and the classifier" in roof
     trace = json.loads(open(shown["profile_trace"]["value"], encoding="utf-8").read())
     assert trace["traceEvents"]
     assert str(tab.OUTPUT_DIR) in shown["profile_trace"]["value"]

@@ -92,15 +92,19 @@ def layout(page: Page) -> None:
                                             elem_id="profile-layers", wrap=True))
     page.add("profile_forms_table", gr.Dataframe(headers=FORM_HEADERS, interactive=False,
                                                  label="Forms: equal in math, not in time",
-                                                 elem_id="profile-forms"))
+                                                 elem_id="profile-forms", wrap=True))
     page.add("profile_heat", gr.HTML(elem_id="profile-heat"))
     page.add("profile_roofline", gr.HTML(elem_id="profile-roofline"))
     page.add("profile_memory", gr.Dataframe(headers=MEMORY_HEADERS, interactive=False,
                                             label="Memory: the guards' estimate and the "
-                                            "measured peak", elem_id="profile-memory"))
+                                            "measured peak", elem_id="profile-memory",
+                                            wrap=True, column_widths=[
+                                                "64px", "96px", "104px", "104px", "112px", "360px"]))
     page.add("profile_counters", gr.Dataframe(headers=COUNTER_HEADERS, interactive=False,
                                               label="FLOP counters side by side", wrap=True,
-                                              elem_id="profile-counters"))
+                                              elem_id="profile-counters", max_height=1000,
+                                              column_widths=[
+                                                  "140px", "220px", "88px", "88px", "340px"]))
     page.add("profile_lesson", gr.Markdown(latex_delimiters=[
         {"left": "$", "right": "$", "display": False}], elem_id="profile-lesson"))
 
@@ -143,9 +147,8 @@ def roofline_html(result) -> str:
         path = Path(folder) / "roofline.svg"
         roofline.plot(result, str(path))
         svg = path.read_text(encoding="utf-8")
-    svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype
-    return (f'<div class="graph-view roofline">{svg}</div>'
-            f'<p class="roofline-caption">{html.escape(roofline.caption(result))}</p>')
+    return (views.svg_html(svg, "roofline")
+            + f'<p class="roofline-caption">{html.escape(roofline.caption(result))}</p>')
 
 
 # -- the heat map: the block drawing coloured by measured self time ---------------------------
