@@ -45,6 +45,9 @@ FORM_HEADERS = ["form", "step ms", "plain ms", "op calls", "kernels", "layers %"
 MEMORY_HEADERS = ["form", "mode", "estimated MiB", "measured MiB", "estimated / measured",
                   "how"]
 COUNTER_HEADERS = ["counter", "convention", "forward GFLOP", "fwd+bwd GFLOP", "reason"]
+# fixed widths that fit the results column at 1440 px; a phone scrolls the table sideways
+MEMORY_WIDTHS = ["64px", "96px", "104px", "104px", "112px", "360px"]
+COUNTER_WIDTHS = ["140px", "220px", "88px", "88px", "340px"]
 INPUTS = ["spec_json", "profile_device", "profile_batch", "profile_dtype", "profile_mode",
           "profile_channels_last", "profile_forms", "profile_iters", "profile_confirmed"]
 OUTPUTS = ["profile_message", "profile_layers", "profile_forms_table", "profile_heat",
@@ -98,13 +101,11 @@ def layout(page: Page) -> None:
     page.add("profile_memory", gr.Dataframe(headers=MEMORY_HEADERS, interactive=False,
                                             label="Memory: the guards' estimate and the "
                                             "measured peak", elem_id="profile-memory",
-                                            wrap=True, column_widths=[
-                                                "64px", "96px", "104px", "104px", "112px", "360px"]))
+                                            wrap=True, column_widths=MEMORY_WIDTHS))
     page.add("profile_counters", gr.Dataframe(headers=COUNTER_HEADERS, interactive=False,
                                               label="FLOP counters side by side", wrap=True,
                                               elem_id="profile-counters", max_height=1000,
-                                              column_widths=[
-                                                  "140px", "220px", "88px", "88px", "340px"]))
+                                              column_widths=COUNTER_WIDTHS))
     page.add("profile_lesson", gr.Markdown(latex_delimiters=[
         {"left": "$", "right": "$", "display": False}], elem_id="profile-lesson"))
 
