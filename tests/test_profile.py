@@ -345,3 +345,51 @@ def test_plain_iterations_bracket_the_profiled_ones(monkeypatch):
     note = next(n for n in result.notes if n.startswith("form (c): layers cover"))
     assert note.endswith("within the noise: the plain time moved 67% between before and after "
                          "the profiled iterations") == (abs(main.overhead) < 10 / 15)
+
+
+def test_the_profilers_chatter_is_kept_off_stderr_and_nothing_else_is():
+    """kineto's USDT lines at start and stop (torch 2.13 prints them at every log level) and
+    the allocator's once-per-process warning go; a line of our own, written to descriptor 2
+    inside the region, comes back after it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import os, sys, torch
+        from builder.timing import quiet
+        x = torch.ones(1000)
+        with quiet.profile(profile_memory=True):
+            os.write(2, b"mine\\n")
+            del x
+            torch.ones(2) + 1
+        print("after", file=sys.stderr)
+        with torch.profiler.profile():  # unfiltered: the chatter, where this torch has it
+            torch.ones(2) + 1
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=str(Path(__file__).resolve().parents[1]),
+                          env={**os.environ, "PYTHONPATH": "."})
+    assert done.returncode == 0, done.stderr
+    quiet_part, _, loud_part = done.stderr.partition("after\n")
+    assert quiet_part == "mine\n"
+    from builder.timing.quiet import kept_lines
+
+    assert kept_lines(loud_part) == ""  # what torch printed unfiltered is all chatter
+
+
+def test_kept_lines_drops_only_the_chatter():
+    from builder.timing.quiet import kept_lines
+
+    text = ("USDT:2026-12-02 07:05:27 4828:4828 SyncActivityProfilerHandler.cpp:52] "
+            "profiler_start\n"
+            "STAGE:2026-12-02 07:05:38 4850:4850 SyncActivityProfilerHandler.cpp:51] Completed "
+            "Stage: Warm Up\n"
+            "[W1202 07:05:19.700785883 CPUAllocator.cpp:245] Memory block of unknown size was "
+            "allocated before the profiling started, profiler results will not include the "
+            "deallocation event\n"
+            "[W1202 07:05:19.700785883 CPUAllocator.cpp:245] another warning\n"
+            "USDT is a word\n")
+    assert kept_lines(text) == ("[W1202 07:05:19.700785883 CPUAllocator.cpp:245] another "
+                                "warning\nUSDT is a word\n")

@@ -20,6 +20,7 @@ from .. import guards
 from ..convert import convert, randomize_
 from ..network import build_model
 from ..spec import ResNeXtSpec
+from . import quiet
 from .devices import _gpu_lock, _numerics, _on_device, _release, _sync
 from .runner import _inference_step, _train_step
 from .settings import TimingSettings
@@ -56,8 +57,8 @@ def _held_bytes(*groups) -> int:
 
 def _cpu_peak(step) -> int:
     """Peak bytes allocated (net of frees) during `step()`, by the profiler's memory events."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                profile_memory=True) as prof:
+    with quiet.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                       profile_memory=True) as prof:
         step()
     events = sorted((e for e in prof.events() if e.self_cpu_memory_usage),
                     key=lambda e: e.time_range.start)

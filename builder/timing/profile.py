@@ -39,7 +39,7 @@ from ..convert import convert, randomize_
 from ..network import build_model
 from ..registry import FORMS
 from ..spec import ResNeXtSpec
-from . import peak
+from . import peak, quiet
 from .clock import _time_calls
 from .devices import (
     _gpu_lock,
@@ -508,7 +508,7 @@ def _measure(run: _Run, model, step, plan: _Plan, value_bytes: int,
         if cuda:
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         run.report((plan.warmup + plan.iters) / units, f"profiling {count} iterations")
-        with torch.profiler.profile(activities=activities) as prof:
+        with quiet.profile(activities=activities) as prof:
             wall = _time_calls(scoped, dev, count)
     finally:
         if scopes is not None:
