@@ -161,6 +161,20 @@ def test_layers_add_up_to_the_step_within_15_percent_at_full_size():
         assert best >= 1 - SUM_BOUND, (form, best)
 
 
+def test_the_totals_row_sums_every_layer_row(forms_profile):
+    """The tables' last row: self time = layers_ms, % = the coverage, multiply-adds = the
+    analytic count, bytes and calls summed, intensity and TFLOP/s of the sums."""
+    for p in forms_profile.forms.values():
+        t = p.totals()
+        assert t.name == f"(all {len(p.layers)} rows)"
+        assert t.self_ms == p.layers_ms and t.percent == pytest.approx(100 * p.coverage)
+        assert t.macs == p.macs and t.bytes == sum(r.bytes for r in p.layers)
+        assert t.calls == sum(r.calls for r in p.layers)
+        assert t.intensity == pytest.approx(2 * t.macs / t.bytes)
+        assert t.tflops == pytest.approx(2 * t.macs / (t.self_ms / 1e3) / 1e12)
+        assert t.cells()[0] == t.name and len(t.cells()) == len(T.LAYER_COLUMNS)
+
+
 def test_form_a_makes_many_times_the_calls_of_form_c(forms_profile):
     """At C=32 form (a) runs 32 paths of 7 modules per block: counted, not timed. Bound: at
     least 10x the operator calls and kernels of form (c) (about 15x here)."""

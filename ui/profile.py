@@ -38,8 +38,7 @@ from .timing import ASK_ABOVE_S, timing_settings
 TITLE, ID = "Profile", "profile"
 API_NAMES = ("profile", "profile_confirmed")
 TOP = 30  # layer rows shown
-LAYER_HEADERS = ["layer", "kind", "kernel", "groups", "calls", "self ms", "%", "MMAC", "MB",
-                 "FLOP/B", "TFLOP/s"]
+LAYER_HEADERS = list(timing.LAYER_COLUMNS)
 FORM_HEADERS = ["form", "step ms", "plain ms", "op calls", "kernels", "layers %",
                 "profiler overhead"]
 MEMORY_HEADERS = ["form", "mode", "estimated MiB", "measured MiB", "estimated / measured",
@@ -112,15 +111,10 @@ def layout(page: Page) -> None:
 
 # -- tables ------------------------------------------------------------------------------------
 
-def _num(value, fmt: str) -> str:
-    return "" if value is None else format(value, fmt)
-
-
 def layer_rows(form_profile) -> list[list[str]]:
-    return [[r.name, r.kind, r.kernel_size, _num(r.groups, "d"), str(r.calls),
-             f"{r.self_ms:.3f}", f"{r.percent:.1f}", f"{r.macs / 1e6:.2f}",
-             f"{r.bytes / 1e6:.2f}", _num(r.intensity, ".3g"), _num(r.tflops, ".3g")]
-            for r in form_profile.layers[:TOP]]
+    """The slowest TOP layers, then every layer's totals."""
+    return ([r.cells() for r in form_profile.layers[:TOP]]
+            + ([form_profile.totals().cells()] if form_profile.layers else []))
 
 
 def form_rows(result) -> list[list[str]]:

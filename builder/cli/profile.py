@@ -112,7 +112,10 @@ def _write_csv(path: str, result) -> None:
 
 
 def text(result, data: dict) -> str:
-    """The layer table (largest self time first), the forms, memory and counters."""
+    """The layer table (largest self time first, then the totals), the forms, memory and
+    counters."""
+    from ..timing import LAYER_COLUMNS
+
     main = result.main
     s = result.settings
     lines = [f"{main.name}: batch {result.batch_size}, {s['mode']}, {s['dtype']}, on "
@@ -123,17 +126,13 @@ def text(result, data: dict) -> str:
              f"{main.op_calls} operator calls, {main.kernels} kernels",
              f"  roof: {result.peak_tflops:.3g} TFLOP/s matmul peak, "
              f"{result.bandwidth_gbs:.3g} GB/s copy bandwidth (measured)", ""]
-    rows = [("layer", "kind", "k", "groups", "calls", "ms", "%", "MMAC", "MB", "FLOP/B",
-             "TFLOP/s")]
-    for r in main.layers[:TOP]:
-        rows.append((r.name, r.kind, r.kernel_size, "" if r.groups is None else str(r.groups),
-                     str(r.calls), f"{r.self_ms:.3f}", f"{r.percent:.1f}",
-                     f"{r.macs / 1e6:.2f}", f"{r.bytes / 1e6:.2f}",
-                     "" if r.intensity is None else f"{r.intensity:.3g}",
-                     "" if r.tflops is None else f"{r.tflops:.3g}"))
-    lines += _table(rows)
+    rows = [LAYER_COLUMNS] + [r.cells() for r in main.layers[:TOP]]
     if len(main.layers) > TOP:
-        lines.append(f"  ... {len(main.layers) - TOP} more layers (--json or --csv: all)")
+        rows.append([f"... {len(main.layers) - TOP} more (--json, --csv: all)"]
+                    + [""] * (len(LAYER_COLUMNS) - 1))
+    if main.layers:
+        rows.append(main.totals().cells())
+    lines += _table(rows)
     if len(result.forms) > 1:
         lines += ["", "Forms: equal in math, not in time"]
         lines += _table([("form", "step ms", "plain ms", "op calls", "kernels", "layers %")] + [

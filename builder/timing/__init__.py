@@ -49,7 +49,7 @@ from .devices import (
 from .errors import TimingError, TimingSettingError
 from .estimate import estimate_seconds
 from .peak import matmul_peak_tflops, memory_bandwidth_gbs, refresh_peak
-from .profile import FormProfile, LayerProfile, ProfileResult, profile
+from .profile import LAYER_COLUMNS, FormProfile, LayerProfile, ProfileResult, profile
 from .results import (
     CSV_COLUMNS,
     TimingResult,
@@ -71,7 +71,8 @@ from .stats import NOISE_THRESHOLD, Stats, quantile, summarize
 
 __all__ = [
     "CSV_COLUMNS", "DEFAULT_ITERS", "DEFAULT_WARMUP", "DTYPES", "FOLD_TOLERANCE", "FormProfile",
-    "GPU_ONLY_DTYPES", "LayerProfile", "MODES", "NOISE_THRESHOLD", "ProfileResult", "Stats",
+    "GPU_ONLY_DTYPES", "LAYER_COLUMNS", "LayerProfile", "MODES", "NOISE_THRESHOLD",
+    "ProfileResult", "Stats",
     "TRAIN_FLOP_FACTOR", "TimingError", "TimingResult", "TimingSettingError", "TimingSettings",
     "available_devices", "compile_text", "csv_header", "csv_row", "device_name",
     "device_total_memory", "estimate_seconds", "fold_bn", "format_table", "matmul_peak_tflops",

@@ -87,6 +87,19 @@ class LayerProfile:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def cells(self) -> list[str]:
+        """The row as text, in LAYER_COLUMNS' order (the page's table and the CLI's)."""
+        def num(value, fmt: str) -> str:
+            return "" if value is None else format(value, fmt)
+        return [self.name, self.kind, self.kernel_size, num(self.groups, "d"),
+                "" if self.calls is None else str(self.calls), f"{self.self_ms:.3f}",
+                f"{self.percent:.1f}", f"{self.macs / 1e6:.2f}", f"{self.bytes / 1e6:.2f}",
+                num(self.intensity, ".3g"), num(self.tflops, ".3g")]
+
+
+LAYER_COLUMNS = ("layer", "kind", "kernel", "groups", "calls", "self ms", "%", "MMAC", "MB",
+                 "FLOP/B", "TFLOP/s")
+
 
 @dataclass
 class FormProfile:
@@ -116,6 +129,17 @@ class FormProfile:
     def coverage(self) -> float:
         """layers_ms / total_ms: 1.0 when the layers account for every millisecond."""
         return self.layers_ms / self.total_ms if self.total_ms else 0.0
+
+    def totals(self) -> LayerProfile:
+        """Every layer row summed, as one row: self time and % of the step (the coverage),
+        multiply-adds, bytes, and the intensity and TFLOP/s of them all together."""
+        macs, moved = sum(r.macs for r in self.layers), sum(r.bytes for r in self.layers)
+        ms = self.layers_ms
+        return LayerProfile(
+            name=f"(all {len(self.layers)} rows)", kind="", kernel_size="", groups=None,
+            calls=sum(r.calls for r in self.layers), self_ms=ms, percent=100 * self.coverage,
+            macs=macs, bytes=moved, intensity=2 * macs / moved if moved and macs else None,
+            tflops=2 * macs / (ms / 1e3) / 1e12 if ms > 0 and macs else None)
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k != "layers"}
