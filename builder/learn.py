@@ -18,6 +18,7 @@ import re
 from .graph import MAX_PATHS
 from .network import figure_block, stage_plans
 from .spec import ResNeXtSpec, SpecError
+from .timing.breakdown import by_kind
 
 
 def _n(value: int) -> str:
@@ -217,6 +218,13 @@ def _measured(result) -> str:
     for form, p in result.forms.items():
         lines.append(f"- form ({form}): {p.total_ms:.3g} ms, {p.op_calls:,} operator calls, "
                      f"{p.kernels:,} kernels")
+    threes = {form: next((k for k in by_kind(p) if k.kind == "conv 3x3"), None)
+              for form, p in result.forms.items()}
+    if threes.get("a") and threes.get("c"):
+        a, c = threes["a"], threes["c"]
+        lines.append(f"- the same 3x3 multiply-adds: {a.self_ms:.3g} ms in {a.calls:,} calls "
+                     f"in form (a), {c.self_ms:.3g} ms in {c.calls:,} grouped call"
+                     f"{'s' if c.calls > 1 else ''} in form (c)")
     main = result.main.layers
     grouped = [r for r in main if r.kind == "Conv2d" and (r.groups or 1) > 1]
     dense = [r for r in main if r.kind == "Conv2d" and r.groups == 1 and r.intensity]

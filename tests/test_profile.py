@@ -175,6 +175,24 @@ def test_the_totals_row_sums_every_layer_row(forms_profile):
         assert t.cells()[0] == t.name and len(t.cells()) == len(T.LAYER_COLUMNS)
 
 
+def test_by_kind_sums_the_rows_and_lines_up_the_forms(forms_profile):
+    """Kinds partition the rows: their times add up to layers_ms, the framework's to
+    other_ms, so the percentages to 100; the multiply-adds' shares to 100. The 3x3 of one
+    block at C=32: 32 calls in forms (a) and (b), one grouped call in form (c)."""
+    from builder.timing import breakdown
+
+    data = forms_profile.to_dict()
+    for form, p in forms_profile.forms.items():
+        kinds = {k.kind: k for k in breakdown.by_kind(p)}
+        framework = kinds.pop(breakdown.FRAMEWORK)
+        assert sum(k.self_ms for k in kinds.values()) == pytest.approx(p.layers_ms)
+        assert framework.self_ms == p.other_ms
+        assert sum(k.percent for k in kinds.values()) + framework.percent == pytest.approx(100)
+        assert sum(k.macs_percent for k in kinds.values()) == pytest.approx(100)
+        assert kinds["conv 3x3"].calls == (1 if form == "c" else 32)
+        assert [k["kind"] for k in data["kinds"][form]][-1] == breakdown.FRAMEWORK
+
+
 def test_form_a_makes_many_times_the_calls_of_form_c(forms_profile):
     """At C=32 form (a) runs 32 paths of 7 modules per block: counted, not timed. Bound: at
     least 10x the operator calls and kernels of form (c) (about 15x here)."""
@@ -336,6 +354,10 @@ def test_equal_flops_step_before_and_after_a_profile(forms_profile):
     a = forms_profile.forms["a"]
     assert f"form (a): {a.total_ms:.3g} ms, {a.op_calls:,} operator calls" in after["text"]
     assert "(groups=32)" in after["text"]
+    three = {f: sum(r.self_ms for r in p.layers if r.name.endswith("conv2"))
+             for f, p in forms_profile.forms.items()}  # the 3x3s: conv2 in every form
+    assert (f"the same 3x3 multiply-adds: {three['a']:.3g} ms in 32 calls in form (a), "
+            f"{three['c']:.3g} ms in 1 grouped call in form (c)") in after["text"]
 
 
 def test_plain_iterations_bracket_the_profiled_ones(monkeypatch):

@@ -98,3 +98,16 @@ def test_a_profile_estimated_past_the_cap_is_refused_even_when_confirmed(monkeyp
         "**Not run.** this profile would take about 901 s (estimated), more than the "
         "900 s this page starts (a run is stopped after 300 s): make it smaller "
         "(batch, image size, one block)")
+
+
+def test_the_kinds_table_lines_up_the_forms(shown):
+    """One row per kind, a column per form; the 3x3 work is one grouped conv per block in form
+    (c) and C = 2 dense ones in (a): one row, its calls counted. The last row is the
+    framework outside modules, in every form."""
+    kinds = shown["profile_kinds"]
+    assert kinds["headers"] == ["kind", "% of multiply-adds"] + [f"form ({f})" for f in FORMS]
+    rows = {row[0]: row for row in kinds["data"]}
+    three = rows["conv 3x3"]
+    assert three[2].endswith(", 2 calls") and three[4].endswith(", 1 call")
+    assert kinds["data"][-1][0] == "framework outside modules"
+    assert all(cell.endswith("%)") for cell in kinds["data"][-1][2:])

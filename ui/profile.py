@@ -16,6 +16,7 @@ import gradio as gr
 from builder import flops, learn, roofline, timing, views
 from builder.registry import FORMS
 from builder.spec import ResNeXtSpec, SpecError
+from builder.timing import breakdown
 from builder.timing.memory import measure_memory
 from builder.timing.profile import MAX_PROFILED
 
@@ -49,7 +50,8 @@ MEMORY_WIDTHS = ["64px", "96px", "104px", "104px", "112px", "360px"]
 COUNTER_WIDTHS = ["140px", "220px", "88px", "88px", "340px"]
 INPUTS = ["spec_json", "profile_device", "profile_batch", "profile_dtype", "profile_mode",
           "profile_channels_last", "profile_forms", "profile_iters", "profile_confirmed"]
-OUTPUTS = ["profile_message", "profile_layers", "profile_forms_table", "profile_heat",
+OUTPUTS = ["profile_message", "profile_layers", "profile_forms_table", "profile_kinds",
+           "profile_heat",
            "profile_roofline", "profile_memory", "profile_counters", "profile_trace",
            "profile_lesson", "profile_confirm"]
 
@@ -95,6 +97,10 @@ def layout(page: Page) -> None:
     page.add("profile_forms_table", gr.Dataframe(headers=FORM_HEADERS, interactive=False,
                                                  label="Forms: equal in math, not in time",
                                                  elem_id="profile-forms", wrap=True))
+    page.add("profile_kinds", gr.Dataframe(
+        headers=["kind", "% of multiply-adds", "form (c)"], interactive=False, wrap=True,
+        label="By kind: the share of the step against the share of the multiply-adds",
+        elem_id="profile-kinds"))
     page.add("profile_heat", gr.HTML(elem_id="profile-heat"))
     page.add("profile_roofline", gr.HTML(elem_id="profile-roofline"))
     page.add("profile_memory", gr.Dataframe(headers=MEMORY_HEADERS, interactive=False,
@@ -267,6 +273,8 @@ def shown(result, memory, counters) -> dict:
     return {"profile_message": "\n".join(message),
             "profile_layers": {"headers": LAYER_HEADERS, "data": layer_rows(main)},
             "profile_forms_table": {"headers": FORM_HEADERS, "data": form_rows(result)},
+            "profile_kinds": dict(zip(("headers", "data"), breakdown.table(result),
+                                      strict=True)),
             "profile_heat": heat_html(result), "profile_roofline": roofline_html(result),
             "profile_memory": {"headers": MEMORY_HEADERS, "data": memory_rows(memory)},
             "profile_counters": {"headers": COUNTER_HEADERS, "data": counter_rows(counters)},

@@ -139,6 +139,12 @@ def text(result, data: dict) -> str:
             (f"({f})", f"{p.total_ms:.2f}", f"{p.plain_ms:.2f}", str(p.op_calls),
              str(p.kernels), f"{100 * p.coverage:.1f}") for f, p in result.forms.items()],
             left=1)
+    if main.layers:
+        from ..timing import breakdown
+
+        headers, kinds = breakdown.table(result)
+        lines += ["", "By kind: the share of the step against the share of the multiply-adds"]
+        lines += _table([headers] + kinds, left=1)
     if "memory" in data:
         lines += ["", "Memory: the guards' estimate and the measured peak"]
         lines += _table([("form", "mode", "estimated MiB", "measured MiB", "ratio")] + [

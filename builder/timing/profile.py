@@ -39,7 +39,7 @@ from ..convert import convert, randomize_
 from ..network import build_model
 from ..registry import FORMS
 from ..spec import ResNeXtSpec
-from . import peak, quiet
+from . import breakdown, peak, quiet
 from .clock import _time_calls
 from .devices import (
     _gpu_lock,
@@ -178,7 +178,7 @@ class ProfileResult:
         """The JSON contract: total_ms, peak_tflops, bandwidth_gbs, layers (name, kind,
         groups, calls, self_ms, macs, bytes, intensity, tflops, ...), and with several forms
         a `forms` object (form -> total_ms, op_calls, kernels, ...); peak_note where a layer
-        comes out above the peak."""
+        comes out above the peak; `kinds`: per form, the rows summed by kind (breakdown)."""
         main = self.main
         data = {"name": main.name, "form": self.form, "total_ms": main.total_ms,
                 "plain_ms": main.plain_ms, "overhead": main.overhead,
@@ -190,6 +190,8 @@ class ProfileResult:
                 "batch_size": self.batch_size, "iterations": self.iterations,
                 "settings": self.settings, "notes": self.notes,
                 "layers": [layer.to_dict() for layer in main.layers]}
+        data["kinds"] = {form: [k.to_dict() for k in breakdown.by_kind(p)]
+                         for form, p in self.forms.items()}
         if with_forms or (with_forms is None and len(self.forms) > 1):
             data["forms"] = {form: {k: v for k, v in p.to_dict().items() if k != "layers"}
                              for form, p in self.forms.items()}
