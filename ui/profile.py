@@ -48,6 +48,7 @@ COUNTER_HEADERS = ["counter", "convention", "forward GFLOP", "fwd+bwd GFLOP", "r
 # fixed widths that fit the results column at 1440 px; a phone scrolls the table sideways
 MEMORY_WIDTHS = ["64px", "96px", "104px", "104px", "112px", "360px"]
 COUNTER_WIDTHS = ["140px", "220px", "88px", "88px", "340px"]
+KIND_WIDTHS = ["220px", "96px"] + ["184px"] * len(FORMS)  # one column a form, at most
 INPUTS = ["spec_json", "profile_device", "profile_batch", "profile_dtype", "profile_mode",
           "profile_channels_last", "profile_forms", "profile_iters", "profile_confirmed"]
 OUTPUTS = ["profile_message", "profile_layers", "profile_forms_table", "profile_kinds",
@@ -100,7 +101,7 @@ def layout(page: Page) -> None:
     page.add("profile_kinds", gr.Dataframe(
         headers=["kind", "% of multiply-adds", "form (c)"], interactive=False, wrap=True,
         label="By kind: the share of the step against the share of the multiply-adds",
-        elem_id="profile-kinds"))
+        elem_id="profile-kinds", column_widths=KIND_WIDTHS, max_height=900))
     page.add("profile_heat", gr.HTML(elem_id="profile-heat"))
     page.add("profile_roofline", gr.HTML(elem_id="profile-roofline"))
     page.add("profile_memory", gr.Dataframe(headers=MEMORY_HEADERS, interactive=False,
