@@ -121,8 +121,13 @@ def test_preset_cardinality_block_summary_and_code(page, app_url, tmp_path):
     expect(block).to_contain_text("ResNeXt-101 (16x4d): conv2 (layer1), block 2 of 3")
     page.locator("#stage").get_by_text("conv4 (layer3)").click()
     expect(block).to_contain_text("conv4 (layer3), block 2 of 23")  # a later block: Fig. 3's
+    # wait until the picker shows the stage's choices: in one CI run under load the pick did
+    # not take (the drawing stayed on block 2), most likely made on a list being replaced
+    expect(page.locator("#block-index input")).to_have_value(re.compile(r"^block 2 of 23: "))
     page.locator("#block-index input").click()
     page.get_by_role("option", name="block 1 of 23: 512→1024, stride 2, projection").click()
+    expect(page.locator("#block-index input")).to_have_value(
+        "block 1 of 23: 512→1024, stride 2, projection")
     expect(block).to_contain_text("conv4 (layer3), block 1 of 23")
     expect(block.locator("g#conv2")).to_contain_text("groups=16 (16 × 16 channels), stride 2")
     expect(page.locator("#share-link textarea")).to_have_value(

@@ -617,3 +617,27 @@ def test_onnx_refuses_weights_over_its_limit():
                                    "allowed; expected at most 2,500.00 MB for an ONNX "
                                    "download: make the network smaller")
     assert out["onnx_file"]["visible"] is False
+
+
+def test_no_event_has_two_queued_always_last_listeners():
+    """Gradio 6.31's front end re-dispatches a deferred always_last listener's whole triggering
+    event when its call ends: two queued listeners of one event re-trigger each other without
+    end (ui.common.SHARED_EVENT). The page's config has no such event: spec_json.change has
+    one JS no-op listener that its queued handlers follow with .then, and fast ones."""
+    from collections import defaultdict
+
+    import app
+
+    config = app.demo.get_config_file()
+    listeners = defaultdict(list)
+    for dep in config["dependencies"]:
+        for target, event in dep["targets"]:
+            if target is not None:  # "then": triggered by a listener, dispatched alone
+                listeners[target, event].append(dep)
+    shared = [(key, [d["api_name"] for d in deps]) for key, deps in listeners.items()
+              if sum(d["queue"] is not False and d["trigger_mode"] == "always_last"
+                     and d["backend_fn"] for d in deps) >= 2]
+    assert shared == []
+    chained = {d["api_name"] for d in config["dependencies"] if d["targets"] == [[None, "then"]]
+               or d["targets"] == [(None, "then")]}
+    assert {"network_graph", "code", "learn_follow", "block_graph_1", "summary_1"} <= chained

@@ -287,6 +287,20 @@ def _one_line_refusals() -> None:
 _one_line_refusals()
 
 
+# Gradio 6.31's front end, when an always_last listener was deferred behind its own running
+# call, re-dispatches the whole event that triggered it once that call ends, not the one
+# listener (Blocks.svelte: `this.queue.has(r.id) && (..., this.dispatch(e))`). With two or
+# more queued listeners on one event they re-trigger each other without end: seen on
+# spec_json.change, the block, network, summary, code and learn views redrawn every 0.5 s
+# under load, and a block picked meanwhile lost. A listener chained with .then is dispatched
+# (and re-dispatched) alone, so the queued listeners of this event hang off one no-op.
+SHARED_EVENT = "spec_json.change"
+
+
+def _names(names) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
 class Page:
     """The page's components by name, and its events wired by name: a handler returns
     {output name: value}, which `on` hands Gradio as {component: value}."""
@@ -294,6 +308,7 @@ class Page:
     def __init__(self):
         self.components: dict[str, object] = {}
         self.api_names: list[str] = []
+        self.shared_listener = None
 
     def add(self, name: str, component, accepts: Iterable = ()):
         """Name a component. `accepts`: values a Radio or Dropdown takes besides its choices
@@ -311,20 +326,45 @@ class Page:
 
     def on(self, triggers: str | list[str], fn: Callable | None, inputs=(), outputs=(),
            **settings):
-        """Wire `fn` to triggers named "component.event" (e.g. "spec_json.change")."""
-        names = [triggers] if isinstance(triggers, str) else list(triggers)
+        """Wire `fn` to triggers named "component.event" (e.g. "spec_json.change"). A queued
+        always_last handler of SHARED_EVENT is chained after one JS no-op listener of it
+        (see SHARED_EVENT); its other triggers, if any, are wired directly."""
+        names = _names(triggers)
+        if (fn is None or SHARED_EVENT not in names or settings.get("queue") is False
+                or settings.get("trigger_mode") != "always_last"):
+            return self._wire(names, fn, inputs, outputs, settings)
+        rest = [n for n in names if n != SHARED_EVENT]
+        direct = self._wire(rest, fn, inputs, outputs, settings) if rest else None
+        if direct is not None:  # the API is the direct listener's; the chained one is private
+            settings = {**settings, "api_name": None, "api_visibility": "private"}
+        elif settings.get("api_name"):
+            self.api_names.append(settings["api_name"])
+        chained = self._shared_event().then(
+            self.by_component(fn), [self[n] for n in _names(inputs)],
+            [self[n] for n in _names(outputs)], **settings)
+        return direct if direct is not None else chained
+
+    def _wire(self, names: list[str], fn, inputs, outputs, settings: dict):
         events = []
         for trigger in names:
             name, event = trigger.rsplit(".", 1)
             events.append(getattr(self[name], event))
-        inputs = [self[n] for n in ([inputs] if isinstance(inputs, str) else inputs)]
-        outputs = [self[n] for n in ([outputs] if isinstance(outputs, str) else outputs)]
+        inputs = [self[n] for n in _names(inputs)]
+        outputs = [self[n] for n in _names(outputs)]
         handler = None if fn is None else self.by_component(fn)
         if settings.get("api_name"):
             self.api_names.append(settings["api_name"])
         if len(events) == 1:
             return events[0](handler, inputs, outputs, **settings)
         return gr.on(events, handler, inputs, outputs, **settings)
+
+    def _shared_event(self):
+        """The one listener of SHARED_EVENT that its queued handlers hang off."""
+        if self.shared_listener is None:
+            name, event = SHARED_EVENT.rsplit(".", 1)
+            self.shared_listener = getattr(self[name], event)(
+                None, None, None, js="() => []", queue=False, show_progress="hidden")
+        return self.shared_listener
 
     def api(self, fn: Callable, api_name: str, **settings) -> None:
         """An endpoint with no component behind it (gr.api): it takes and returns JSON."""
